@@ -1,0 +1,1 @@
+//! cloudkit shared types.
