@@ -1,1 +1,30 @@
-//! cloudkit shared types.
+//! cloudkit's shared core: the `ComputeInstance` API and every lifecycle decision as pure
+//! functions, so the runner and the plugin never disagree. No I/O here.
+
+pub mod conditions;
+pub mod config_version;
+pub mod eda;
+pub mod instance;
+pub mod jobs;
+pub mod names;
+pub mod plan;
+pub mod reasons;
+mod schema;
+pub mod settings;
+pub mod signals;
+
+pub use instance::{
+    ComputeInstance, ComputeInstanceSpec, ComputeInstanceStatus, DeprovisionFailurePolicy,
+    JobEntry, JobProvider, JobState, JobType, Phase, VirtualMachineReference,
+};
+
+/// Error turning the CRD into YAML.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot render the ComputeInstance CRD as YAML: {0}")]
+pub struct CrdError(#[from] serde_saphyr::SerializeError);
+
+/// The `ComputeInstance` CustomResourceDefinition as YAML (what `crdgen` prints).
+pub fn crd_yaml() -> Result<String, CrdError> {
+    use kube::CustomResourceExt;
+    Ok(serde_saphyr::to_string(&ComputeInstance::crd())?)
+}

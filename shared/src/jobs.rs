@@ -1,0 +1,104 @@
+//! Job history rules: append, find, update, trim (lifecycle rules 3 and 4).
+
+use crate::instance::{JobEntry, JobState, JobType};
+use crate::names::EDA_JOB_ID_PREFIX;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+/// The newest job of a type (history is kept oldest first).
+pub fn latest_of_type(jobs: &[JobEntry], job_type: JobType) -> Option<&JobEntry> {
+    jobs.iter().rev().find(|j| j.job_type == job_type)
+}
+
+/// The newest job of a type that is still active.
+pub fn active_of_type(jobs: &[JobEntry], job_type: JobType) -> Option<&JobEntry> {
+    jobs.iter()
+        .rev()
+        .find(|j| j.job_type == job_type && j.state.is_active())
+}
+
+/// Finds a job by its provider id.
+pub fn find_by_id<'a>(jobs: &'a [JobEntry], job_id: &str) -> Option<&'a JobEntry> {
+    jobs.iter().find(|j| j.job_id.as_deref() == Some(job_id))
+}
+
+/// Finds a job by its correlation key (stable from intent to completion).
+pub fn find_by_key<'a>(jobs: &'a [JobEntry], key: &str) -> Option<&'a JobEntry> {
+    jobs.iter().find(|j| j.correlation_key == key)
+}
+
+/// A change to one job's observed state. State and message always travel together (rule 4).
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobUpdate {
+    pub state: JobState,
+    pub message: String,
+    pub start_time: Option<Time>,
+    pub finish_time: Option<Time>,
+}
+
+/// Applies `update` to the job with `key`; returns whether anything changed.
+pub fn apply_update(jobs: &mut [JobEntry], key: &str, update: &JobUpdate) -> bool {
+    let Some(job) = jobs.iter_mut().find(|j| j.correlation_key == key) else {
+        return false;
+    };
+    let before = job.clone();
+    job.state = update.state;
+    job.message.clone_from(&update.message);
+    if update.start_time.is_some() {
+        job.start_time.clone_from(&update.start_time);
+    }
+    if update.finish_time.is_some() {
+        job.finish_time.clone_from(&update.finish_time);
+    }
+    *job != before
+}
+
+/// Appends `job` and trims the history to `limit` (see [`trim`]).
+pub fn append(jobs: &mut Vec<JobEntry>, job: JobEntry, limit: usize) {
+    jobs.push(job);
+    jobs.sort_by(|a, b| a.timestamp.0.cmp(&b.timestamp.0));
+    trim(jobs, limit);
+}
+
+/// Drops terminal jobs, oldest first, until at most `limit` remain. Active jobs and the
+/// latest job of each type are never dropped, so the history may stay longer than `limit`.
+pub fn trim(jobs: &mut Vec<JobEntry>, limit: usize) {
+    let mut excess = jobs.len().saturating_sub(limit);
+    if excess == 0 {
+        return;
+    }
+    let keep_latest: Vec<usize> = [JobType::Provision, JobType::Deprovision, JobType::Restart]
+        .iter()
+        .filter_map(|t| jobs.iter().rposition(|j| j.job_type == *t))
+        .collect();
+    let mut index = 0;
+    jobs.retain(|job| {
+        let i = index;
+        index += 1;
+        let droppable = excess > 0 && job.state.is_terminal() && !keep_latest.contains(&i);
+        if droppable {
+            excess -= 1;
+        }
+        !droppable
+    });
+}
+
+/// Next EDA job id: `eda-webhook-N` with N one more than the largest in the history.
+pub fn next_eda_job_id(jobs: &[JobEntry]) -> String {
+    let max = jobs
+        .iter()
+        .filter_map(|j| j.job_id.as_deref()?.strip_prefix(EDA_JOB_ID_PREFIX)?.parse::<u64>().ok())
+        .max()
+        .unwrap_or(0);
+    format!("{EDA_JOB_ID_PREFIX}{}", max + 1)
+}
+
+/// Consecutive failed jobs of `job_type` at the end of that type's history (for backoff).
+pub fn consecutive_failures(jobs: &[JobEntry], job_type: JobType) -> u32 {
+    let count = jobs
+        .iter()
+        .rev()
+        .filter(|j| j.job_type == job_type)
+        .take_while(|j| j.state == JobState::Failed)
+        .count();
+    u32::try_from(count).unwrap_or(u32::MAX)
+}

@@ -1,0 +1,89 @@
+//! The declarative request pattern: a timestamp in spec asks, one in status acknowledges.
+
+use jiff::Timestamp;
+use k8s_openapi::jiff;
+
+/// Where a signal stands at `now`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signal {
+    /// Nothing was asked.
+    Absent,
+    /// Asked no later than its acknowledgement: already done, ignore.
+    Done,
+    /// Asked for a moment still in the future.
+    Scheduled(Timestamp),
+    /// Asked, not acknowledged, and its time has come.
+    Due(Timestamp),
+}
+
+/// Classifies a request against its acknowledgement.
+pub fn signal(
+    requested: Option<Timestamp>,
+    acknowledged: Option<Timestamp>,
+    now: Timestamp,
+) -> Signal {
+    let Some(requested) = requested else {
+        return Signal::Absent;
+    };
+    if acknowledged.is_some_and(|ack| requested <= ack) {
+        Signal::Done
+    } else if requested > now {
+        Signal::Scheduled(requested)
+    } else {
+        Signal::Due(requested)
+    }
+}
+
+/// Parse error for a user-supplied time.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TimeError {
+    #[error(
+        "invalid time {input:?}: use RFC 3339 like 2026-11-22T10:00:00Z, or a duration like 10m or 2h30m"
+    )]
+    Invalid { input: String },
+    #[error("invalid duration {input:?}: use a positive duration like 30s, 10m or 2h30m")]
+    InvalidDuration { input: String },
+}
+
+/// Parses an RFC 3339 timestamp (`2026-11-22T10:00:00Z`, offsets allowed).
+pub fn parse_timestamp(input: &str) -> Result<Timestamp, TimeError> {
+    input.trim().parse::<Timestamp>().map_err(|_| TimeError::Invalid {
+        input: input.to_string(),
+    })
+}
+
+/// Parses a positive duration like `90s`, `10m`, `2h30m`, `1d` into whole seconds.
+pub fn parse_duration_secs(input: &str) -> Result<u64, TimeError> {
+    let err = || TimeError::InvalidDuration {
+        input: input.to_string(),
+    };
+    let text = input.trim();
+    if text.is_empty() {
+        return Err(err());
+    }
+    let mut total: u64 = 0;
+    let mut digits = String::new();
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86400,
+            _ => return Err(err()),
+        };
+        let n: u64 = digits.parse().map_err(|_| err())?;
+        total = n
+            .checked_mul(unit)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(err)?;
+        digits.clear();
+    }
+    if !digits.is_empty() || total == 0 {
+        return Err(err());
+    }
+    Ok(total)
+}
