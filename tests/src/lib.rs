@@ -1,1 +1,2 @@
 //! cloudkit test bed.
+pub mod control_plane;
