@@ -1,2 +1,3 @@
 //! cloudkit test bed.
+pub mod aap_sim;
 pub mod control_plane;

@@ -1,0 +1,192 @@
+//! "Playbook effects": what the provision / deprovision templates do to the cluster.
+//! Provision creates the KubeVirt VM and its VMI and marks the ComputeInstance with the
+//! configuration it provisioned; deprovision deletes the VM and VMI.
+
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams,
+};
+use serde_json::{Value, json};
+
+use super::config::Role;
+use super::jobs::{InstanceRef, Job};
+
+// Until cloudkit-shared's `names` module lands, the literals live here.
+const INSTANCE_LABEL: &str = "cloudkit.openshift.io/computeinstance";
+const RECONCILED_ANNOTATION: &str = "cloudkit.openshift.io/reconciled-config-version";
+const FIELD_MANAGER: &str = "aap-sim-playbook";
+
+#[derive(Clone, Debug)]
+pub(crate) struct EffectTarget {
+    pub(crate) role: Role,
+    pub(crate) instance: InstanceRef,
+    pub(crate) desired_config_version: Option<String>,
+}
+
+impl EffectTarget {
+    pub(crate) fn task_name(&self) -> String {
+        let InstanceRef { namespace, name } = &self.instance;
+        match self.role {
+            Role::Provision => format!("Create VirtualMachine {namespace}/{name}"),
+            Role::Deprovision => format!("Delete VirtualMachine {namespace}/{name}"),
+        }
+    }
+}
+
+/// The payload the templates read: `extra_vars.ansible_eda.event.payload`.
+pub(crate) fn payload(extra_vars: &serde_json::Map<String, Value>) -> Option<&Value> {
+    extra_vars.get("ansible_eda")?.get("event")?.get("payload")
+}
+
+pub(crate) fn instance_of(extra_vars: &serde_json::Map<String, Value>) -> Option<InstanceRef> {
+    let metadata = payload(extra_vars)?.get("metadata")?;
+    Some(InstanceRef {
+        namespace: metadata.get("namespace")?.as_str()?.to_owned(),
+        name: metadata.get("name")?.as_str()?.to_owned(),
+    })
+}
+
+pub(crate) fn desired_config_version_of(
+    extra_vars: &serde_json::Map<String, Value>,
+) -> Option<String> {
+    payload(extra_vars)?
+        .get("status")?
+        .get("desiredConfigVersion")?
+        .as_str()
+        .map(str::to_owned)
+}
+
+/// What the playbook will do, judged from the variables it actually received; the
+/// error names the variable a real playbook would find undefined.
+pub(crate) fn plan(job: &Job, role: Role) -> Result<EffectTarget, String> {
+    let vars = &job.extra_vars;
+    if payload(vars).is_none() {
+        return Err("'ansible_eda' is undefined".to_owned());
+    }
+    let instance =
+        instance_of(vars).ok_or_else(|| "'dict object' has no attribute 'metadata'".to_owned())?;
+    let desired_config_version = desired_config_version_of(vars);
+    if role == Role::Provision && desired_config_version.is_none() {
+        return Err("'dict object' has no attribute 'desiredConfigVersion'".to_owned());
+    }
+    Ok(EffectTarget {
+        role,
+        instance,
+        desired_config_version,
+    })
+}
+
+fn resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
+}
+
+fn vm_resource() -> ApiResource {
+    resource("kubevirt.io", "v1", "VirtualMachine", "virtualmachines")
+}
+
+fn vmi_resource() -> ApiResource {
+    resource(
+        "kubevirt.io",
+        "v1",
+        "VirtualMachineInstance",
+        "virtualmachineinstances",
+    )
+}
+
+fn instance_resource() -> ApiResource {
+    resource(
+        "cloudkit.openshift.io",
+        "v1alpha1",
+        "ComputeInstance",
+        "computeinstances",
+    )
+}
+
+/// Performs the effect; on success, a one-line summary for the job's stdout.
+pub(crate) async fn apply(client: &kube::Client, target: &EffectTarget) -> Result<String, String> {
+    match target.role {
+        Role::Provision => provision(client, target).await,
+        Role::Deprovision => deprovision(client, target).await,
+    }
+}
+
+async fn provision(client: &kube::Client, target: &EffectTarget) -> Result<String, String> {
+    let InstanceRef { namespace, name } = &target.instance;
+    let version = target.desired_config_version.clone().unwrap_or_default();
+    let (vm_ar, vmi_ar) = (vm_resource(), vmi_resource());
+    let vms: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &vm_ar);
+    let vmis: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &vmi_ar);
+    let instances: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), namespace, &instance_resource());
+    // Server-side apply makes a re-provision of the same instance an update, not a clash.
+    let apply = PatchParams::apply(FIELD_MANAGER).force();
+    let labels = json!({ INSTANCE_LABEL: name });
+
+    let vm = json!({
+        "apiVersion": "kubevirt.io/v1",
+        "kind": "VirtualMachine",
+        "metadata": { "name": name, "namespace": namespace, "labels": labels },
+        "spec": {
+            "runStrategy": "Always",
+            "template": {
+                "metadata": { "labels": labels },
+                "spec": { "domain": { "devices": {}, "resources": { "requests": { "memory": "64Mi" } } } }
+            }
+        }
+    });
+    let vm = vms
+        .patch(name, &apply, &Patch::Apply(&vm))
+        .await
+        .map_err(|e| format!("creating VirtualMachine {namespace}/{name}: {e}"))?;
+    let vm_uid = vm.metadata.uid.clone().unwrap_or_default();
+
+    let vmi = json!({
+        "apiVersion": "kubevirt.io/v1",
+        "kind": "VirtualMachineInstance",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": labels,
+            // KubeVirt makes the VM the VMI's controller.
+            "ownerReferences": [{
+                "apiVersion": "kubevirt.io/v1",
+                "kind": "VirtualMachine",
+                "name": name,
+                "uid": vm_uid,
+                "controller": true,
+                "blockOwnerDeletion": true
+            }]
+        },
+        "spec": { "domain": { "devices": {}, "resources": { "requests": { "memory": "64Mi" } } } }
+    });
+    vmis.patch(name, &apply, &Patch::Apply(&vmi))
+        .await
+        .map_err(|e| format!("creating VirtualMachineInstance {namespace}/{name}: {e}"))?;
+    // The VMI CRD has a status subresource: the phase is written there.
+    let status = json!({ "status": { "phase": "Running" } });
+    vmis.patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .map_err(|e| format!("setting VirtualMachineInstance {namespace}/{name} Running: {e}"))?;
+
+    let annotation = json!({ "metadata": { "annotations": { RECONCILED_ANNOTATION: version } } });
+    instances
+        .patch(name, &PatchParams::default(), &Patch::Merge(&annotation))
+        .await
+        .map_err(|e| format!("annotating ComputeInstance {namespace}/{name}: {e}"))?;
+    Ok(format!(
+        "VirtualMachine {namespace}/{name} running, {RECONCILED_ANNOTATION}={version}"
+    ))
+}
+
+async fn deprovision(client: &kube::Client, target: &EffectTarget) -> Result<String, String> {
+    let InstanceRef { namespace, name } = &target.instance;
+    for ar in [vmi_resource(), vm_resource()] {
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &ar);
+        match api.delete(name, &DeleteParams::default()).await {
+            Ok(_) => {}
+            // Already gone is what we want.
+            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            Err(e) => return Err(format!("deleting {} {namespace}/{name}: {e}", ar.kind)),
+        }
+    }
+    Ok(format!("VirtualMachine {namespace}/{name} deleted"))
+}

@@ -1,0 +1,180 @@
+//! The HTTP front: one handler that does what the layers in front of AWX's views do,
+//! in their order — proxy faults, Django's slash redirect, DRF authentication — and
+//! then calls the view.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::to_bytes;
+use axum::extract::{Query, Request, State};
+use axum::http::Method;
+use axum::response::Response;
+use serde_json::json;
+
+use super::auth;
+use super::config::Access;
+use super::faults::{Endpoint, Fault};
+use super::job_views;
+use super::launch;
+use super::responses;
+use super::routes::{self, Matched, Route};
+use super::state::Shared;
+use super::template_views;
+
+const MAX_BODY: usize = 16 * 1024 * 1024;
+
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    Router::new().fallback(dispatch).with_state(shared)
+}
+
+async fn dispatch(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let path = parts.uri.path().to_owned();
+    let query = parts.uri.query().map(str::to_owned);
+    let matched = routes::parse(&path, &shared.prefix);
+    let endpoint = matched.map_or(Endpoint::Other, |m| m.route.endpoint(&parts.method));
+
+    let (seq, fault, latency, slow_response) = {
+        let mut guard = shared.lock();
+        let state = &mut *guard;
+        let now = state.now();
+        let seq = state.ledger.begin(
+            parts.method.as_str(),
+            &path,
+            query.as_deref(),
+            endpoint,
+            now,
+        );
+        let faults = state.faults.entry(endpoint).or_default();
+        let fault = faults.take(&mut state.rng);
+        let (latency, slow) = (faults.latency, faults.slow_response);
+        if let Some(fault) = &fault {
+            state.ledger.faulted(seq, fault);
+        }
+        (seq, fault, latency, slow)
+    };
+    let answer = |response: Response| {
+        let now = shared.clock.now();
+        shared
+            .lock()
+            .ledger
+            .answered(seq, response.status().as_u16(), now);
+        shared.notify();
+        response
+    };
+
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    match &fault {
+        Some(Fault::Status(status)) => return answer(responses::injected(*status)),
+        Some(Fault::TooManyRequests { retry_after_secs }) => {
+            return answer(responses::too_many_requests(*retry_after_secs));
+        }
+        Some(Fault::Hang) => std::future::pending::<()>().await,
+        Some(Fault::Delay(d)) => tokio::time::sleep(*d).await,
+        _ => {}
+    }
+
+    let Some(Matched { route, slash }) = matched else {
+        return answer(responses::no_route());
+    };
+    if !slash {
+        let location = match &query {
+            Some(q) => format!("{path}/?{q}"),
+            None => format!("{path}/"),
+        };
+        return answer(responses::redirect(&location));
+    }
+
+    let access = if route.needs_auth() {
+        let checked = auth::check(&parts.headers, &shared.lock());
+        match checked {
+            Ok(access) => access,
+            Err(e) => return answer(responses::unauthorized(e.message())),
+        }
+    } else {
+        Access::ReadOnly
+    };
+
+    let params: Vec<(String, String)> = Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
+        .map(|q| q.0)
+        .unwrap_or_default();
+    let body = match to_bytes(body, MAX_BODY).await {
+        Ok(bytes) => bytes,
+        Err(_) => return answer(responses::detail(413, "Request body too large.")),
+    };
+
+    let response = view(
+        &shared,
+        route,
+        &parts.method,
+        &path,
+        &params,
+        access,
+        &body,
+        fault.as_ref(),
+    );
+
+    let response = match fault {
+        Some(Fault::CommitThenStatus(status)) => responses::injected(status),
+        Some(Fault::CommitThenHang) => std::future::pending().await,
+        _ => response,
+    };
+    if !slow_response.is_zero() {
+        tokio::time::sleep(slow_response).await;
+    }
+    answer(response)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn view(
+    shared: &Arc<Shared>,
+    route: Route,
+    method: &Method,
+    path: &str,
+    params: &[(String, String)],
+    access: Access,
+    body: &[u8],
+    fault: Option<&Fault>,
+) -> Response {
+    let get = method == Method::GET || method == Method::HEAD;
+    match route {
+        Route::Root if get => {
+            let v2 = shared.url("");
+            responses::json(
+                200,
+                &json!({
+                    "ping": format!("{v2}ping/"),
+                    "job_templates": format!("{v2}job_templates/"),
+                    "workflow_job_templates": format!("{v2}workflow_job_templates/"),
+                    "jobs": format!("{v2}jobs/"),
+                    "workflow_jobs": format!("{v2}workflow_jobs/"),
+                }),
+            )
+        }
+        Route::Ping if get => responses::json(
+            200,
+            &json!({ "ha": false, "version": "4.6.0-aap-sim", "active_node": "aap-sim", "instances": [] }),
+        ),
+        Route::TemplateList(kind) if get => {
+            template_views::list(shared, kind, params, path, access)
+        }
+        Route::TemplateDetail(kind, id) if get => template_views::detail(shared, kind, id, access),
+        Route::Launch(kind, id) if get => template_views::launch_info(shared, kind, id),
+        Route::Launch(kind, id) if method == Method::POST => {
+            launch::launch(shared, kind, id, access, body)
+        }
+        Route::JobList(kind) if get => job_views::list(shared, kind, params, path),
+        Route::JobDetail(kind, id) if get => job_views::detail(shared, kind, id),
+        Route::JobDetail(kind, id) if method == Method::DELETE => {
+            job_views::delete(shared, kind, id, access)
+        }
+        Route::Cancel(kind, id) if get => job_views::can_cancel(shared, kind, id),
+        Route::Cancel(kind, id) if method == Method::POST => {
+            job_views::cancel(shared, kind, id, access, fault)
+        }
+        Route::Stdout(id) if get => job_views::stdout(shared, id, params),
+        other => responses::method_not_allowed(method.as_str(), other.allow()),
+    }
+}
