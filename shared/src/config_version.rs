@@ -7,9 +7,9 @@ const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
 /// FNV-1a 64 of `bytes`.
 pub fn fnv1a64(bytes: &[u8]) -> u64 {
-    bytes
-        .iter()
-        .fold(FNV_OFFSET, |hash, b| (hash ^ u64::from(*b)).wrapping_mul(FNV_PRIME))
+    bytes.iter().fold(FNV_OFFSET, |hash, b| {
+        (hash ^ u64::from(*b)).wrapping_mul(FNV_PRIME)
+    })
 }
 
 /// FNV-1a 64 (lower-case hex) of the spec's JSON without signal and policy fields, so a

@@ -34,7 +34,12 @@ pub fn observe(
             _ => false,
         };
         return if sent {
-            seen(next_id.to_string(), JobState::Running, "the playbook is running".into(), None)
+            seen(
+                next_id.to_string(),
+                JobState::Running,
+                "the playbook is running".into(),
+                None,
+            )
         } else {
             JobObservation::Missing {
                 message: "no event was sent".into(),
@@ -58,7 +63,11 @@ pub fn observe(
                 "no sign of the provision playbook after {}s: annotation {RECONCILED_CONFIG_VERSION_ANNOTATION} not set to {}{}",
                 deadline.as_secs(),
                 job.config_version.as_deref().unwrap_or("?"),
-                if signs.aap_finalizer { "" } else { ", finalizer not added" }
+                if signs.aap_finalizer {
+                    ""
+                } else {
+                    ", finalizer not added"
+                }
             ),
             finished,
         ),
@@ -83,7 +92,12 @@ pub fn observe(
             ),
             finished,
         ),
-        _ => seen(job_id, job.state, "event sent; waiting for the playbook".into(), None),
+        _ => seen(
+            job_id,
+            job.state,
+            "event sent; waiting for the playbook".into(),
+            None,
+        ),
     }
 }
 
@@ -91,7 +105,12 @@ fn reconciled(job: &JobEntry, signs: &EdaSigns) -> bool {
     job.config_version.is_some() && signs.reconciled_config_version == job.config_version
 }
 
-fn seen(job_id: String, state: JobState, message: String, finish_time: Option<Time>) -> JobObservation {
+fn seen(
+    job_id: String,
+    state: JobState,
+    message: String,
+    finish_time: Option<Time>,
+) -> JobObservation {
     JobObservation::Seen {
         job_id,
         provider: JobProvider::Eda,

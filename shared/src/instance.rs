@@ -18,11 +18,11 @@ use serde::{Deserialize, Serialize};
     derive = "PartialEq",
     derive = "Default",
     doc = "A virtual machine provisioned and deprovisioned through Ansible Automation Platform jobs.",
-    printcolumn(name = "Template", type_ = "string", json_path = ".spec.templateID"),
-    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
-    printcolumn(name = "Last Job", type_ = "string", json_path = ".status.jobs[-1:].type"),
-    printcolumn(name = "Job State", type_ = "string", json_path = ".status.jobs[-1:].state"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn = r#"{"name": "Template", "type": "string", "jsonPath": ".spec.templateID"}"#,
+    printcolumn = r#"{"name": "Phase", "type": "string", "jsonPath": ".status.phase"}"#,
+    printcolumn = r#"{"name": "Last Job", "type": "string", "jsonPath": ".status.jobs[-1:].type"}"#,
+    printcolumn = r#"{"name": "Job State", "type": "string", "jsonPath": ".status.jobs[-1:].state"}"#,
+    printcolumn = r#"{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ComputeInstanceSpec {
@@ -165,7 +165,9 @@ pub struct JobEntry {
 }
 
 /// What a job does.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum JobType {
     Provision,

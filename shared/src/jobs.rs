@@ -55,7 +55,7 @@ pub fn apply_update(jobs: &mut [JobEntry], key: &str, update: &JobUpdate) -> boo
 /// Appends `job` and trims the history to `limit` (see [`trim`]).
 pub fn append(jobs: &mut Vec<JobEntry>, job: JobEntry, limit: usize) {
     jobs.push(job);
-    jobs.sort_by(|a, b| a.timestamp.0.cmp(&b.timestamp.0));
+    jobs.sort_by_key(|j| j.timestamp.0);
     trim(jobs, limit);
 }
 
@@ -86,7 +86,13 @@ pub fn trim(jobs: &mut Vec<JobEntry>, limit: usize) {
 pub fn next_eda_job_id(jobs: &[JobEntry]) -> String {
     let max = jobs
         .iter()
-        .filter_map(|j| j.job_id.as_deref()?.strip_prefix(EDA_JOB_ID_PREFIX)?.parse::<u64>().ok())
+        .filter_map(|j| {
+            j.job_id
+                .as_deref()?
+                .strip_prefix(EDA_JOB_ID_PREFIX)?
+                .parse::<u64>()
+                .ok()
+        })
         .max()
         .unwrap_or(0);
     format!("{EDA_JOB_ID_PREFIX}{}", max + 1)

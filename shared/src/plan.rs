@@ -169,10 +169,18 @@ pub enum Outcome {
         permanent: bool,
     },
     /// The provider said the job can no longer be canceled, or the cancel could not be sent.
-    CancelFailed { key: String, message: String },
+    CancelFailed {
+        key: String,
+        message: String,
+    },
     /// The VMI was deleted (or was already gone).
-    VmiDeleted { key: String },
-    VmiDeleteFailed { key: String, message: String },
+    VmiDeleted {
+        key: String,
+    },
+    VmiDeleteFailed {
+        key: String,
+        message: String,
+    },
 }
 
 /// Decides the next step for one instance.
@@ -267,7 +275,12 @@ pub fn apply_outcome(
                     reasons::VMI_DELETION_FAILED,
                     job.message.clone(),
                 );
-                cond::set(&mut status.conditions, &failed, &tnow, status.observed_generation);
+                cond::set(
+                    &mut status.conditions,
+                    &failed,
+                    &tnow,
+                    status.observed_generation,
+                );
                 cond::remove(&mut status.conditions, cond::RESTART_IN_PROGRESS);
                 events.push(EventNote {
                     warning: true,
@@ -366,7 +379,12 @@ impl<'a> Planner<'a> {
     }
 
     fn set_cond(&mut self, c: Cond) {
-        cond::set(&mut self.st.conditions, &c, &self.now, self.ci.metadata.generation);
+        cond::set(
+            &mut self.st.conditions,
+            &c,
+            &self.now,
+            self.ci.metadata.generation,
+        );
     }
 
     fn remove_cond(&mut self, type_: &str) {
@@ -585,19 +603,27 @@ impl<'a> Planner<'a> {
                         }
                         self.st.last_cancel_requested_at = Some(Time(at));
                         self.cancel_job(&job.correlation_key, "canceled by request");
-                        let msg = format!(
-                            "canceling provision job {} by request",
-                            id_of(&job)
-                        );
-                        self.set_cond(Cond::new(cond::CANCELED, true, reasons::CANCEL_REQUESTED, msg));
+                        let msg = format!("canceling provision job {} by request", id_of(&job));
+                        self.set_cond(Cond::new(
+                            cond::CANCELED,
+                            true,
+                            reasons::CANCEL_REQUESTED,
+                            msg,
+                        ));
                         if job.job_id.is_none() {
                             self.fold_unlaunched_cancel(&job.correlation_key);
                         }
                     }
                     None => {
                         self.st.last_cancel_requested_at = Some(Time(at));
-                        let msg = "cancel requested but no provision job was active; nothing to cancel";
-                        self.set_cond(Cond::new(cond::CANCELED, false, reasons::NOTHING_TO_CANCEL, msg));
+                        let msg =
+                            "cancel requested but no provision job was active; nothing to cancel";
+                        self.set_cond(Cond::new(
+                            cond::CANCELED,
+                            false,
+                            reasons::NOTHING_TO_CANCEL,
+                            msg,
+                        ));
                         self.event(false, reasons::NOTHING_TO_CANCEL, msg);
                     }
                 }
@@ -716,7 +742,11 @@ impl<'a> Planner<'a> {
         let mut job = self.new_job(JobType::Restart, &at.to_string());
         job.provider = JobProvider::Kubevirt;
         job.requested_at = Some(Time(at));
-        let failure = match (&self.st.virtual_machine_reference, &self.obs.vm, &self.obs.vmi) {
+        let failure = match (
+            &self.st.virtual_machine_reference,
+            &self.obs.vm,
+            &self.obs.vmi,
+        ) {
             (None, _, _) | (_, None, _) => Some((
                 reasons::NO_VM_REFERENCE,
                 "no VirtualMachine is known for this instance yet; restart it once it is Running"
@@ -748,7 +778,12 @@ impl<'a> Planner<'a> {
                 job.finish_time = Some(self.now.clone());
                 job.reason = Some(reason.into());
                 job.message.clone_from(&message);
-                self.set_cond(Cond::new(cond::RESTART_FAILED, true, reason, message.clone()));
+                self.set_cond(Cond::new(
+                    cond::RESTART_FAILED,
+                    true,
+                    reason,
+                    message.clone(),
+                ));
                 self.remove_cond(cond::RESTART_IN_PROGRESS);
                 self.event(true, reason, message);
                 jobs::append(&mut self.st.jobs, job, self.policy.max_history);
@@ -815,7 +850,12 @@ impl<'a> Planner<'a> {
             j.finish_time = Some(self.now.clone());
             j.reason = Some(reasons::RESTART_TIMEOUT.into());
             j.message.clone_from(&message);
-            self.set_cond(Cond::new(cond::RESTART_FAILED, true, reasons::RESTART_TIMEOUT, message.clone()));
+            self.set_cond(Cond::new(
+                cond::RESTART_FAILED,
+                true,
+                reasons::RESTART_TIMEOUT,
+                message.clone(),
+            ));
             self.remove_cond(cond::RESTART_IN_PROGRESS);
             self.event(true, reasons::RESTART_TIMEOUT, message);
         } else {
@@ -830,7 +870,12 @@ impl<'a> Planner<'a> {
                 "canceling provision job {} before deprovisioning",
                 id_of(&job)
             );
-            self.set_cond(Cond::new(cond::DELETING, true, reasons::CANCELING_PROVISION, msg));
+            self.set_cond(Cond::new(
+                cond::DELETING,
+                true,
+                reasons::CANCELING_PROVISION,
+                msg,
+            ));
             if job.job_id.is_some() {
                 self.cancel_job(&job.correlation_key, "the instance is being deleted");
             }
@@ -854,7 +899,12 @@ impl<'a> Planner<'a> {
         match latest.state {
             s if s.is_active() => {
                 let msg = format!("deprovision job {} is {s}", id_of(&latest));
-                self.set_cond(Cond::new(cond::DELETING, true, reasons::DEPROVISIONING, msg));
+                self.set_cond(Cond::new(
+                    cond::DELETING,
+                    true,
+                    reasons::DEPROVISIONING,
+                    msg,
+                ));
             }
             JobState::Succeeded => {
                 self.remove_cond(cond::DEPROVISION_FAILED);
@@ -915,10 +965,15 @@ impl<'a> Planner<'a> {
         let failures = jobs::consecutive_failures(&self.st.jobs, JobType::Deprovision);
         if !self.policy_blocks() && failures >= self.policy.deprovision_attempts {
             let msg = format!(
-                "deprovision failed {failures} times (last: {}); policy Proceed lets deletion finish — the VM may remain",
+                "deprovision failed {failures} times (last: {}); spec.deprovisionFailurePolicy is Proceed, so deletion finishes — the VM may remain",
                 latest.message
             );
-            self.set_cond(Cond::new(cond::DEPROVISION_FAILED, true, reasons::DEPROVISION_FAILED, msg.clone()));
+            self.set_cond(Cond::new(
+                cond::DEPROVISION_FAILED,
+                true,
+                reasons::DEPROVISION_FAILED,
+                msg.clone(),
+            ));
             self.event(true, reasons::DELETION_PROCEEDS, msg);
             self.release_finalizer = true;
             return;
@@ -931,7 +986,12 @@ impl<'a> Planner<'a> {
             latest.message,
             delay.as_secs()
         );
-        self.set_cond(Cond::new(cond::DEPROVISION_FAILED, true, reasons::DEPROVISION_FAILED, msg));
+        self.set_cond(Cond::new(
+            cond::DEPROVISION_FAILED,
+            true,
+            reasons::DEPROVISION_FAILED,
+            msg,
+        ));
         if latest.state == JobState::Canceled || self.retry_due(latest, JobType::Deprovision) {
             self.launch_deprovision();
         }
@@ -954,8 +1014,18 @@ impl<'a> Planner<'a> {
                 let reason = job.reason.as_deref().unwrap_or(reasons::PROVISIONING);
                 (
                     Phase::Starting,
-                    Cond::new(cond::PROGRESSING, true, reason, format!("provision job {id} is {s}: {}", job.message)),
-                    Cond::new(cond::AVAILABLE, false, reasons::PROVISIONING, "provisioning is in progress"),
+                    Cond::new(
+                        cond::PROGRESSING,
+                        true,
+                        reason,
+                        format!("provision job {id} is {s}: {}", job.message),
+                    ),
+                    Cond::new(
+                        cond::AVAILABLE,
+                        false,
+                        reasons::PROVISIONING,
+                        "provisioning is in progress",
+                    ),
                 )
             }
             JobState::Succeeded => self.provisioned(&id),
@@ -968,16 +1038,29 @@ impl<'a> Planner<'a> {
                 if job.reason.as_deref() == Some(reasons::CANCELED_BY_REQUEST)
                     || job.cancel_requested_at.is_some()
                 {
-                    self.set_cond(Cond::new(cond::CANCELED, true, reasons::CANCELED_BY_REQUEST, msg.clone()));
+                    self.set_cond(Cond::new(
+                        cond::CANCELED,
+                        true,
+                        reasons::CANCELED_BY_REQUEST,
+                        msg.clone(),
+                    ));
                 }
                 (
                     Phase::Canceled,
-                    Cond::new(cond::PROGRESSING, false, reasons::CANCELED_BY_REQUEST, msg.clone()),
+                    Cond::new(
+                        cond::PROGRESSING,
+                        false,
+                        reasons::CANCELED_BY_REQUEST,
+                        msg.clone(),
+                    ),
                     Cond::new(cond::AVAILABLE, false, reasons::CANCELED_BY_REQUEST, msg),
                 )
             }
             _ => {
-                let reason = job.reason.clone().unwrap_or_else(|| reasons::JOB_FAILED.into());
+                let reason = job
+                    .reason
+                    .clone()
+                    .unwrap_or_else(|| reasons::JOB_FAILED.into());
                 let failures = jobs::consecutive_failures(&self.st.jobs, JobType::Provision);
                 let msg = format!(
                     "provision job {id} failed ({failures} in a row): {}; retrying with backoff",
@@ -990,13 +1073,12 @@ impl<'a> Planner<'a> {
                 )
             }
         };
-        if phase != Phase::Canceled {
-            if let Some(c) = cond::get(&self.st.conditions, cond::CANCELED)
-                && c.status == "True"
-                && c.reason != reasons::CANCEL_REQUESTED
-            {
-                self.remove_cond(cond::CANCELED);
-            }
+        if phase != Phase::Canceled
+            && let Some(c) = cond::get(&self.st.conditions, cond::CANCELED)
+            && c.status == "True"
+            && c.reason != reasons::CANCEL_REQUESTED
+        {
+            self.remove_cond(cond::CANCELED);
         }
         self.st.phase = Some(phase);
         self.set_cond(progressing);
@@ -1021,7 +1103,10 @@ impl<'a> Planner<'a> {
             Some(_) if self.st.reconciled_config_version.as_deref() != Some(&self.version) => {
                 let msg = format!(
                     "provision job {id} succeeded but the template reported config version {} instead of {}",
-                    self.st.reconciled_config_version.as_deref().unwrap_or("none"),
+                    self.st
+                        .reconciled_config_version
+                        .as_deref()
+                        .unwrap_or("none"),
                     self.version
                 );
                 (
@@ -1037,7 +1122,10 @@ impl<'a> Planner<'a> {
                 );
                 (
                     Phase::Running,
-                    done(reasons::PROVISIONED, format!("provision job {id} succeeded")),
+                    done(
+                        reasons::PROVISIONED,
+                        format!("provision job {id} succeeded"),
+                    ),
                     Cond::new(cond::AVAILABLE, true, reasons::PROVISIONED, msg),
                 )
             }

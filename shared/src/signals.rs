@@ -47,9 +47,12 @@ pub enum TimeError {
 
 /// Parses an RFC 3339 timestamp (`2026-11-22T10:00:00Z`, offsets allowed).
 pub fn parse_timestamp(input: &str) -> Result<Timestamp, TimeError> {
-    input.trim().parse::<Timestamp>().map_err(|_| TimeError::Invalid {
-        input: input.to_string(),
-    })
+    input
+        .trim()
+        .parse::<Timestamp>()
+        .map_err(|_| TimeError::Invalid {
+            input: input.to_string(),
+        })
 }
 
 /// Parses a positive duration like `90s`, `10m`, `2h30m`, `1d` into whole seconds.

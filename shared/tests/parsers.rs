@@ -1,0 +1,88 @@
+//! Bad input to every parser gives a typed error a person can act on.
+
+use cloudkit_shared::ComputeInstanceSpec;
+use cloudkit_shared::config_version::{desired_config_version, fnv1a64};
+use cloudkit_shared::settings::{parse_max_job_history, validate_template_id};
+use cloudkit_shared::signals::{Signal, parse_duration_secs, parse_timestamp, signal};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+#[test]
+fn history_limit_defaults_and_warns() {
+    assert_eq!(parse_max_job_history(None).limit, 10);
+    assert_eq!(parse_max_job_history(Some("25")).limit, 25);
+    assert!(parse_max_job_history(Some("25")).warning.is_none());
+    for bad in ["0", "-3", "ten", "1.5"] {
+        let h = parse_max_job_history(Some(bad));
+        assert_eq!(h.limit, 10, "{bad}");
+        let w = h.warning.expect("a warning");
+        assert!(
+            w.contains("CLOUDKIT_MAX_JOB_HISTORY") && w.contains(bad),
+            "{w}"
+        );
+    }
+}
+
+#[test]
+fn template_ids() {
+    for ok in ["vm_small", "_x", "osac.templates.ocp_4_17_small", "A1"] {
+        assert!(validate_template_id(ok).is_ok(), "{ok}");
+    }
+    for bad in ["", "9bad", "has-dash", "a b", "x/y", "é"] {
+        let e = validate_template_id(bad).unwrap_err();
+        assert!(e.to_string().contains("templateID"), "{e}");
+    }
+}
+
+#[test]
+fn timestamps_and_durations() {
+    assert!(parse_timestamp("2026-11-22T10:00:00Z").is_ok());
+    assert!(parse_timestamp("2026-11-22T10:00:00+02:00").is_ok());
+    let e = parse_timestamp("tomorrow").unwrap_err().to_string();
+    assert!(e.contains("tomorrow") && e.contains("RFC 3339"), "{e}");
+    assert_eq!(parse_duration_secs("90s"), Ok(90));
+    assert_eq!(parse_duration_secs("2h30m"), Ok(9000));
+    assert_eq!(parse_duration_secs("1d"), Ok(86400));
+    for bad in ["", "10", "0s", "5x", "m", "-5m", "99999999999999999999d"] {
+        let e = parse_duration_secs(bad).unwrap_err().to_string();
+        assert!(e.contains("duration"), "{bad}: {e}");
+    }
+}
+
+#[test]
+fn signals_past_done_scheduled_due() {
+    let t = |s: &str| parse_timestamp(s).unwrap();
+    let now = t("2026-11-22T10:00:00Z");
+    assert_eq!(signal(None, None, now), Signal::Absent);
+    let past = t("2026-11-22T09:00:00Z");
+    assert_eq!(signal(Some(past), Some(past), now), Signal::Done);
+    assert_eq!(signal(Some(past), Some(now), now), Signal::Done);
+    assert_eq!(signal(Some(past), None, now), Signal::Due(past));
+    assert_eq!(signal(Some(now), Some(past), now), Signal::Due(now));
+    let future = t("2026-11-22T11:00:00Z");
+    assert_eq!(
+        signal(Some(future), Some(past), now),
+        Signal::Scheduled(future)
+    );
+}
+
+#[test]
+fn config_version_ignores_signals_and_policy() {
+    // Known FNV-1a 64 vectors.
+    assert_eq!(fnv1a64(b""), 0xcbf29ce484222325);
+    assert_eq!(fnv1a64(b"a"), 0xaf63dc4c8601ec8c);
+    let spec = ComputeInstanceSpec {
+        template_id: "vm_small".into(),
+        ..Default::default()
+    };
+    let v = desired_config_version(&spec);
+    assert_eq!(v.len(), 16);
+    let mut signalled = spec.clone();
+    signalled.restart_requested_at = Some(Time(parse_timestamp("2026-11-22T10:00:00Z").unwrap()));
+    signalled.cancel_requested_at = signalled.restart_requested_at.clone();
+    signalled.provision_requested_at = signalled.restart_requested_at.clone();
+    signalled.deprovision_failure_policy = Some(cloudkit_shared::DeprovisionFailurePolicy::Proceed);
+    assert_eq!(desired_config_version(&signalled), v);
+    let mut changed = spec.clone();
+    changed.template_parameters = Some(serde_json::from_str(r#"{"cpus": 4}"#).unwrap());
+    assert_ne!(desired_config_version(&changed), v);
+}
