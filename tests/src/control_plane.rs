@@ -185,6 +185,9 @@ impl ControlPlane {
             format!("--etcd-servers={etcd_url}"),
             "--bind-address=127.0.0.1".to_string(),
             "--advertise-address=127.0.0.1".to_string(),
+            // The endpoint reconciler refuses a loopback address for the `kubernetes`
+            // Service's endpoints; nothing in the tests uses that Service.
+            "--endpoint-reconciler-type=none".to_string(),
             format!("--secure-port={apiserver_port}"),
             // Unused (certificates are given) but keeps defaults out of /var/run.
             format!("--cert-dir={}", d(&dir)),

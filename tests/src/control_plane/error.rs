@@ -1,12 +1,13 @@
 //! What can go wrong when building or starting the test control plane, each with
 //! enough context for a person to act on it.
 
+use std::fmt;
 use std::io;
 use std::path::PathBuf;
 use std::process::ExitStatus;
 use std::time::Duration;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 pub enum Error {
     #[error(
         "go not found on PATH: install Go {min_go} to build the test control plane (kube-apiserver and etcd)"
@@ -107,4 +108,18 @@ pub enum Error {
 
     #[error("the shared test control plane failed to start earlier in this test binary: {0}")]
     SharedStartFailed(String),
+}
+
+/// Tests end in `.unwrap()`: show the message (with its log lines) as written, not a
+/// struct dump with escaped newlines.
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)?;
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            write!(f, "\ncaused by: {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
 }
