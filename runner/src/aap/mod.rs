@@ -1,0 +1,1 @@
+//! AAP controller REST API provider.
