@@ -24,7 +24,10 @@ impl Clock {
     pub(crate) fn at(&self, instant: Instant) -> Timestamp {
         let since = SignedDuration::try_from(instant.saturating_duration_since(self.mono0))
             .unwrap_or(SignedDuration::MAX);
-        self.wall0.saturating_add(since).unwrap_or(self.wall0)
+        let ts = self.wall0.saturating_add(since).unwrap_or(self.wall0);
+        // Postgres keeps microseconds: a timestamp read back from the API must compare
+        // equal to the stored one in filters.
+        Timestamp::from_microsecond(ts.as_microsecond()).unwrap_or(ts)
     }
 }
 
