@@ -113,18 +113,30 @@ impl ControlPlane {
     /// call. Each `#[tokio::test]` has its own runtime, so this holds no client: ask
     /// for one per test with [`ControlPlane::client`]. Stopped when the process exits.
     pub async fn shared() -> Result<&'static Self, Error> {
+        // The caller that tried the start gets its error as is; later callers get
+        // its message (errors are not Clone), not a second attempt.
+        let mut own_error = None;
         let result = SHARED
             .get_or_init(|| async {
-                let result = Self::start().await.map_err(|e| e.to_string());
-                if result.is_ok() {
-                    // Statics are never dropped: stop the servers and remove the data
-                    // directory at exit. (PDEATHSIG covers a process killed by a signal.)
-                    // SAFETY: registers a plain function with no preconditions.
-                    unsafe { libc::atexit(stop_shared) };
+                match Self::start().await {
+                    Ok(cp) => {
+                        // Statics are never dropped: stop the servers and remove the data
+                        // directory at exit. (PDEATHSIG covers a process killed by a signal.)
+                        // SAFETY: registers a plain function with no preconditions.
+                        unsafe { libc::atexit(stop_shared) };
+                        Ok(cp)
+                    }
+                    Err(e) => {
+                        let message = e.to_string();
+                        own_error = Some(e);
+                        Err(message)
+                    }
                 }
-                result
             })
             .await;
+        if let Some(e) = own_error {
+            return Err(e);
+        }
         result
             .as_ref()
             .map_err(|message| Error::SharedStartFailed(message.clone()))
