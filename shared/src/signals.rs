@@ -57,36 +57,52 @@ pub fn parse_timestamp(input: &str) -> Result<Timestamp, TimeError> {
 
 /// Parses a positive duration like `90s`, `10m`, `2h30m`, `1d` into whole seconds.
 pub fn parse_duration_secs(input: &str) -> Result<u64, TimeError> {
+    let d = parse_duration(input)?;
+    if d.subsec_nanos() != 0 {
+        return Err(TimeError::InvalidDuration {
+            input: input.to_string(),
+        });
+    }
+    Ok(d.as_secs())
+}
+
+/// Parses a positive duration like `500ms`, `90s`, `10m`, `2h30m` or `1d`.
+pub fn parse_duration(input: &str) -> Result<std::time::Duration, TimeError> {
     let err = || TimeError::InvalidDuration {
         input: input.to_string(),
     };
     let text = input.trim();
-    if text.is_empty() {
+    let mut total_ms: u64 = 0;
+    let mut rest = text;
+    if rest.is_empty() {
         return Err(err());
     }
-    let mut total: u64 = 0;
-    let mut digits = String::new();
-    for c in text.chars() {
-        if c.is_ascii_digit() {
-            digits.push(c);
-            continue;
+    while !rest.is_empty() {
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        if digits == 0 {
+            return Err(err());
         }
-        let unit = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86400,
-            _ => return Err(err()),
+        let n: u64 = rest[..digits].parse().map_err(|_| err())?;
+        rest = &rest[digits..];
+        let (unit_ms, len) = if rest.starts_with("ms") {
+            (1, 2)
+        } else {
+            match rest.chars().next() {
+                Some('s') => (1_000, 1),
+                Some('m') => (60_000, 1),
+                Some('h') => (3_600_000, 1),
+                Some('d') => (86_400_000, 1),
+                _ => return Err(err()),
+            }
         };
-        let n: u64 = digits.parse().map_err(|_| err())?;
-        total = n
-            .checked_mul(unit)
-            .and_then(|v| total.checked_add(v))
+        rest = &rest[len..];
+        total_ms = n
+            .checked_mul(unit_ms)
+            .and_then(|v| total_ms.checked_add(v))
             .ok_or_else(err)?;
-        digits.clear();
     }
-    if !digits.is_empty() || total == 0 {
+    if total_ms == 0 {
         return Err(err());
     }
-    Ok(total)
+    Ok(std::time::Duration::from_millis(total_ms))
 }

@@ -42,6 +42,11 @@ fn timestamps_and_durations() {
     assert_eq!(parse_duration_secs("90s"), Ok(90));
     assert_eq!(parse_duration_secs("2h30m"), Ok(9000));
     assert_eq!(parse_duration_secs("1d"), Ok(86400));
+    assert_eq!(
+        cloudkit_shared::signals::parse_duration("1s500ms"),
+        Ok(std::time::Duration::from_millis(1500))
+    );
+    assert!(parse_duration_secs("500ms").is_err(), "whole seconds only");
     for bad in ["", "10", "0s", "5x", "m", "-5m", "99999999999999999999d"] {
         let e = parse_duration_secs(bad).unwrap_err().to_string();
         assert!(e.contains("duration"), "{bad}: {e}");
