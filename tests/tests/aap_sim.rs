@@ -1287,3 +1287,134 @@ async fn the_ledger_records_requests_jobs_and_counters() {
     assert_eq!(job.history[0].status, JobStatus::New);
     assert!(ledger.overlaps.is_empty());
 }
+
+// ---- playbook effects on the real test API server ------------------------------------
+
+mod effects {
+    use super::*;
+    use cloudkit_testbed::control_plane::ControlPlane;
+    use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, PostParams};
+
+    fn resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {
+        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
+    }
+
+    #[tokio::test]
+    async fn provision_creates_the_vm_and_vmi_and_marks_the_instance_deprovision_deletes_them() {
+        let cp = ControlPlane::shared().await.unwrap();
+        let client = cp.client().await.unwrap();
+        let ns = cp.test_namespace("aap-sim-effects").await.unwrap();
+        let instances: Api<DynamicObject> = Api::namespaced_with(
+            client.clone(),
+            &ns,
+            &resource(
+                "cloudkit.openshift.io",
+                "v1alpha1",
+                "ComputeInstance",
+                "computeinstances",
+            ),
+        );
+        let vms: Api<DynamicObject> = Api::namespaced_with(
+            client.clone(),
+            &ns,
+            &resource("kubevirt.io", "v1", "VirtualMachine", "virtualmachines"),
+        );
+        let vmis: Api<DynamicObject> = Api::namespaced_with(
+            client.clone(),
+            &ns,
+            &resource(
+                "kubevirt.io",
+                "v1",
+                "VirtualMachineInstance",
+                "virtualmachineinstances",
+            ),
+        );
+        let instance: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "cloudkit.openshift.io/v1alpha1",
+            "kind": "ComputeInstance",
+            "metadata": { "name": "vm1", "namespace": ns },
+            "spec": { "templateID": "small" },
+        }))
+        .unwrap();
+        instances
+            .create(&PostParams::default(), &instance)
+            .await
+            .unwrap();
+
+        let (sim, api) = start(config().kube(client.clone())).await;
+        let id = api.launch(PROVISION, vars(&ns, "vm1")).await;
+        let record = sim
+            .wait_for_terminal(id, Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert_eq!(record.status, JobStatus::Successful, "{:?}", sim.effects());
+        assert_eq!(sim.effects()[0].outcome, EffectOutcome::Applied);
+
+        let label = "cloudkit.openshift.io/computeinstance=vm1";
+        let listed = vms
+            .list(&ListParams::default().labels(label))
+            .await
+            .unwrap();
+        assert_eq!(listed.items.len(), 1);
+        let vm = &listed.items[0];
+        assert_eq!(vm.metadata.name.as_deref(), Some("vm1"));
+        assert_eq!(vm.data["spec"]["runStrategy"], "Always");
+        let vmi = vmis.get("vm1").await.unwrap();
+        assert_eq!(vmi.data["status"]["phase"], "Running");
+        assert_eq!(
+            vmi.metadata.labels.as_ref().unwrap()["cloudkit.openshift.io/computeinstance"],
+            "vm1"
+        );
+        let marked = instances.get("vm1").await.unwrap();
+        assert_eq!(
+            marked.metadata.annotations.as_ref().unwrap()["cloudkit.openshift.io/reconciled-config-version"],
+            "abc123"
+        );
+
+        let id = api.launch(DEPROVISION, vars(&ns, "vm1")).await;
+        let record = sim
+            .wait_for_terminal(id, Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert_eq!(record.status, JobStatus::Successful, "{:?}", sim.effects());
+        assert!(
+            vms.list(&ListParams::default().labels(label))
+                .await
+                .unwrap()
+                .items
+                .is_empty()
+        );
+        assert!(vmis.get_opt("vm1").await.unwrap().is_none());
+    }
+}
+
+#[tokio::test]
+async fn a_stopped_simulator_refuses_connections_even_on_kept_alive_ones() {
+    let (sim, api) = start(config()).await;
+    sim.hang_next(Endpoint::JobList, 1);
+    let hung = tokio::spawn({
+        let url = api.url("jobs/");
+        let http = api.http.clone();
+        async move { http.get(url).bearer_auth(DEFAULT_TOKEN).send().await }
+    });
+    assert_eq!(api.get("jobs/1/").await.status, StatusCode::NOT_FOUND);
+    sim.wait_until(WAIT, || {
+        sim.requests()
+            .iter()
+            .any(|r| r.fault == Some(Fault::Hang))
+            .then_some(())
+    })
+    .await
+    .unwrap();
+    tokio::time::timeout(WAIT, sim.stop()).await.unwrap();
+    // The hung request ends with the simulator.
+    let _ = tokio::time::timeout(WAIT, hung).await.unwrap();
+    let err = api
+        .http
+        .get(api.url("jobs/1/"))
+        .bearer_auth(DEFAULT_TOKEN)
+        .send()
+        .await
+        .unwrap_err();
+    assert!(err.is_connect() || err.is_request(), "{err:?}");
+}

@@ -71,7 +71,7 @@ pub enum AapSimError {
 pub struct AapSimulator {
     shared: Arc<Shared>,
     addr: SocketAddr,
-    server: JoinHandle<()>,
+    server: Option<JoinHandle<()>>,
 }
 
 impl AapSimulator {
@@ -87,14 +87,19 @@ impl AapSimulator {
         let addr = listener.local_addr().map_err(AapSimError::Bind)?;
         let shared = Shared::new(config);
         let app = server::router(Arc::clone(&shared));
+        let stop = Arc::clone(&shared);
         let server = tokio::spawn(async move {
-            // Serving only ends when the task is aborted (on drop).
-            let _ = axum::serve(listener, app).await;
+            // axum runs each connection in a task of its own: a graceful shutdown, not
+            // an abort, is what also closes idle keep-alive connections, so a client
+            // sees "connection refused" once the simulator is dropped.
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stop.stopped().await })
+                .await;
         });
         Ok(Self {
             shared,
             addr,
-            server,
+            server: Some(server),
         })
     }
 
@@ -116,6 +121,16 @@ impl AapSimulator {
     /// `base_url()` + `/v2/`.
     pub fn api_url(&self) -> String {
         format!("{}/v2/", self.base_url())
+    }
+
+    /// Stops the simulator (as dropping it does) and waits, up to 5 s, until its port
+    /// is closed and its connections are gone: AAP is down from then on.
+    pub async fn stop(mut self) {
+        self.shared.shutdown.send_replace(true);
+        self.shared.abort_all();
+        if let Some(server) = self.server.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+        }
     }
 
     // ---- templates and behaviour -------------------------------------------------
@@ -400,7 +415,7 @@ impl AapSimulator {
 
 impl Drop for AapSimulator {
     fn drop(&mut self) {
-        self.server.abort();
+        self.shared.shutdown.send_replace(true);
         self.shared.abort_all();
     }
 }

@@ -71,7 +71,7 @@ async fn dispatch(State(shared): State<Arc<Shared>>, request: Request) -> Respon
         Some(Fault::TooManyRequests { retry_after_secs }) => {
             return answer(responses::too_many_requests(*retry_after_secs));
         }
-        Some(Fault::Hang) => std::future::pending::<()>().await,
+        Some(Fault::Hang) => return hang(&shared).await,
         Some(Fault::Delay(d)) => tokio::time::sleep(*d).await,
         _ => {}
     }
@@ -118,13 +118,25 @@ async fn dispatch(State(shared): State<Arc<Shared>>, request: Request) -> Respon
 
     let response = match fault {
         Some(Fault::CommitThenStatus(status)) => responses::injected(status),
-        Some(Fault::CommitThenHang) => std::future::pending().await,
+        Some(Fault::CommitThenHang) => return hang(&shared).await,
         _ => response,
     };
     if !slow_response.is_zero() {
         tokio::time::sleep(slow_response).await;
     }
     answer(response)
+}
+
+/// Never answers while the simulator lives; when it is dropped, the connection is
+/// closed so the server can stop (the ledger keeps the request unanswered).
+async fn hang(shared: &Shared) -> Response {
+    shared.stopped().await;
+    let mut response = responses::injected(503);
+    response.headers_mut().insert(
+        axum::http::header::CONNECTION,
+        axum::http::HeaderValue::from_static("close"),
+    );
+    response
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -27,6 +27,8 @@ pub(crate) struct Shared {
     /// The configured prefix, e.g. `/api/controller`, used in every URL we hand out.
     pub(crate) prefix: String,
     tasks: Mutex<Vec<AbortHandle>>,
+    /// Set when the simulator is dropped: the server stops and hung requests end.
+    pub(crate) shutdown: watch::Sender<bool>,
 }
 
 pub(crate) struct State {
@@ -74,6 +76,7 @@ impl Shared {
             kube: config.kube,
             prefix: config.api_prefix.trim_end_matches('/').to_owned(),
             tasks: Mutex::new(Vec::new()),
+            shutdown: watch::Sender::new(false),
         })
     }
 
@@ -102,6 +105,12 @@ impl Shared {
         let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
         tasks.retain(|t| !t.is_finished());
         tasks.push(handle.abort_handle());
+    }
+
+    /// Resolves once the simulator is being dropped.
+    pub(crate) async fn stopped(&self) {
+        let mut rx = self.shutdown.subscribe();
+        let _ = rx.wait_for(|stopped| *stopped).await;
     }
 
     pub(crate) fn abort_all(&self) {
