@@ -203,7 +203,7 @@ async fn a_role_grants_exactly_what_it_says() {
             .await
             .unwrap();
     }
-    grant_read(&admin, &ns, "reader").await;
+    grant_read(&admin, &ns, user("reader")).await;
 
     let reader = cp.client_as("reader").await.unwrap();
     let mine: Api<DynamicObject> = Api::namespaced_with(reader.clone(), &ns, &compute_instances());
@@ -238,7 +238,66 @@ async fn a_role_grants_exactly_what_it_says() {
     assert_eq!(code(other.get("vm1").await), 403);
 }
 
-async fn grant_read(admin: &kube::Client, namespace: &str, user: &str) {
+#[tokio::test]
+async fn a_role_bound_to_a_group_grants_its_members() {
+    let cp = ControlPlane::shared().await.unwrap();
+    let ns = cp.test_namespace("group").await.unwrap();
+    let admin = cp.client().await.unwrap();
+    Api::<DynamicObject>::namespaced_with(admin.clone(), &ns, &compute_instances())
+        .create(
+            &PostParams::default(),
+            &instance("vm1", json!({ "templateID": "tpl" })),
+        )
+        .await
+        .unwrap();
+    grant_read(
+        &admin,
+        &ns,
+        Subject {
+            kind: "Group".into(),
+            name: "ci-readers".into(),
+            api_group: Some("rbac.authorization.k8s.io".into()),
+            ..Default::default()
+        },
+    )
+    .await;
+
+    let member: Api<DynamicObject> = Api::namespaced_with(
+        cp.client_as_member("carol", "ci-readers").await.unwrap(),
+        &ns,
+        &compute_instances(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while member.get("vm1").await.is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the group's Role never took effect"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let outsider: Api<DynamicObject> = Api::namespaced_with(
+        cp.client_as("carol").await.unwrap(),
+        &ns,
+        &compute_instances(),
+    );
+    assert_eq!(
+        code(outsider.get("vm1").await),
+        403,
+        "same user, not in the group"
+    );
+}
+
+fn user(name: &str) -> Subject {
+    Subject {
+        api_group: Some("rbac.authorization.k8s.io".into()),
+        kind: "User".into(),
+        name: name.into(),
+        ..Default::default()
+    }
+}
+
+/// A Role that reads ComputeInstances in `namespace`, bound to `subject`.
+async fn grant_read(admin: &kube::Client, namespace: &str, subject: Subject) {
     let role = Role {
         metadata: ObjectMeta {
             name: Some("ci-reader".into()),
@@ -257,7 +316,7 @@ async fn grant_read(admin: &kube::Client, namespace: &str, user: &str) {
         .unwrap();
     let binding = RoleBinding {
         metadata: ObjectMeta {
-            name: Some(format!("ci-reader-{user}")),
+            name: Some(format!("ci-reader-{}", subject.name)),
             ..Default::default()
         },
         role_ref: RoleRef {
@@ -265,12 +324,7 @@ async fn grant_read(admin: &kube::Client, namespace: &str, user: &str) {
             kind: "Role".into(),
             name: "ci-reader".into(),
         },
-        subjects: Some(vec![Subject {
-            api_group: Some("rbac.authorization.k8s.io".into()),
-            kind: "User".into(),
-            name: user.into(),
-            ..Default::default()
-        }]),
+        subjects: Some(vec![subject]),
     };
     Api::<RoleBinding>::namespaced(admin.clone(), namespace)
         .create(&PostParams::default(), &binding)
