@@ -722,6 +722,13 @@ async fn job_list_filters_like_awx() {
         api.get("jobs/?id__in=abc").await.status,
         StatusCode::BAD_REQUEST
     );
+    // extra_vars is `prevent_search` in AWX: a launch cannot be found by a key in it.
+    let r = api.get("jobs/?extra_vars__icontains=abc123").await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        r.json(),
+        json!({ "detail": "Filtering on extra_vars is not allowed." })
+    );
 }
 
 #[tokio::test]
@@ -1341,7 +1348,7 @@ mod effects {
             .await
             .unwrap();
 
-        let (sim, api) = start(config().kube(client.clone())).await;
+        let (sim, api) = start(config().kube(client.clone()).aap_finalizer(true)).await;
         let id = api.launch(PROVISION, vars(&ns, "vm1")).await;
         let record = sim
             .wait_for_terminal(id, Duration::from_secs(60))
@@ -1371,6 +1378,11 @@ mod effects {
             "abc123"
         );
 
+        assert_eq!(
+            marked.metadata.finalizers,
+            Some(vec!["cloudkit.openshift.io/computeinstance-aap".to_owned()])
+        );
+
         let id = api.launch(DEPROVISION, vars(&ns, "vm1")).await;
         let record = sim
             .wait_for_terminal(id, Duration::from_secs(60))
@@ -1385,6 +1397,8 @@ mod effects {
                 .is_empty()
         );
         assert!(vmis.get_opt("vm1").await.unwrap().is_none());
+        let released = instances.get("vm1").await.unwrap();
+        assert!(released.metadata.finalizers.unwrap_or_default().is_empty());
     }
 }
 

@@ -224,6 +224,11 @@ pub struct AapSimConfig {
     /// The cluster the playbooks act on; without one, effects are skipped (and recorded
     /// as skipped).
     pub kube: Option<kube::Client>,
+    /// Whether the playbooks also add (provision) and remove (deprovision) the finalizer
+    /// `cloudkit.openshift.io/computeinstance-aap`, as the upstream templates do for
+    /// EDA. Off by default: with it, a ComputeInstance whose deprovision never succeeds
+    /// stays Terminating.
+    pub aap_finalizer: bool,
     /// Seed of the RNG behind fault rates.
     pub seed: u64,
     /// The first job id; jobs and workflow jobs share one sequence, as in AWX.
@@ -238,6 +243,7 @@ impl Default for AapSimConfig {
             users: Vec::new(),
             templates: Vec::new(),
             kube: None,
+            aap_finalizer: false,
             seed: 0x5eed,
             // Far from template ids, so mixing up a template id and a job id shows.
             first_job_id: 101,
@@ -254,6 +260,7 @@ impl std::fmt::Debug for AapSimConfig {
             .field("users", &self.users.len())
             .field("templates", &self.templates)
             .field("kube", &self.kube.is_some())
+            .field("aap_finalizer", &self.aap_finalizer)
             .field("seed", &self.seed)
             .field("first_job_id", &self.first_job_id)
             .finish()
@@ -292,6 +299,11 @@ impl AapSimConfig {
 
     pub fn kube(mut self, client: kube::Client) -> Self {
         self.kube = Some(client);
+        self
+    }
+
+    pub fn aap_finalizer(mut self, manage: bool) -> Self {
+        self.aap_finalizer = manage;
         self
     }
 

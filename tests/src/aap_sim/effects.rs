@@ -1,7 +1,12 @@
 //! "Playbook effects": what the provision / deprovision templates do to the cluster.
 //! Provision creates the KubeVirt VM and its VMI and marks the ComputeInstance with the
-//! configuration it provisioned; deprovision deletes the VM and VMI.
+//! configuration it provisioned; deprovision deletes the VM and VMI. Optionally both
+//! manage the AAP finalizer, as the upstream templates do.
 
+use cloudkit_shared::names::{
+    AAP_FINALIZER, GROUP, INSTANCE_LABEL,
+    RECONCILED_CONFIG_VERSION_ANNOTATION as RECONCILED_ANNOTATION, VERSION,
+};
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams,
 };
@@ -10,9 +15,6 @@ use serde_json::{Value, json};
 use super::config::Role;
 use super::jobs::{InstanceRef, Job};
 
-// Until cloudkit-shared's `names` module lands, the literals live here.
-const INSTANCE_LABEL: &str = "cloudkit.openshift.io/computeinstance";
-const RECONCILED_ANNOTATION: &str = "cloudkit.openshift.io/reconciled-config-version";
 const FIELD_MANAGER: &str = "aap-sim-playbook";
 
 #[derive(Clone, Debug)]
@@ -93,20 +95,77 @@ fn vmi_resource() -> ApiResource {
 }
 
 fn instance_resource() -> ApiResource {
-    resource(
-        "cloudkit.openshift.io",
-        "v1alpha1",
-        "ComputeInstance",
-        "computeinstances",
-    )
+    resource(GROUP, VERSION, "ComputeInstance", "computeinstances")
 }
 
 /// Performs the effect; on success, a one-line summary for the job's stdout.
-pub(crate) async fn apply(client: &kube::Client, target: &EffectTarget) -> Result<String, String> {
+pub(crate) async fn apply(
+    client: &kube::Client,
+    target: &EffectTarget,
+    aap_finalizer: bool,
+) -> Result<String, String> {
+    let InstanceRef { namespace, name } = &target.instance;
+    let instances: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), namespace, &instance_resource());
     match target.role {
-        Role::Provision => provision(client, target).await,
-        Role::Deprovision => deprovision(client, target).await,
+        Role::Provision => {
+            if aap_finalizer {
+                set_finalizer(&instances, name, true).await?;
+            }
+            provision(client, target).await
+        }
+        Role::Deprovision => {
+            let done = deprovision(client, target).await?;
+            if aap_finalizer {
+                set_finalizer(&instances, name, false).await?;
+            }
+            Ok(done)
+        }
     }
+}
+
+/// Adds or removes the AAP finalizer; the resourceVersion in the patch makes a
+/// concurrent writer's change a conflict, retried, rather than lost.
+async fn set_finalizer(api: &Api<DynamicObject>, name: &str, present: bool) -> Result<(), String> {
+    for _ in 0..5 {
+        let current = match api.get_opt(name).await {
+            Ok(Some(obj)) => obj,
+            // Nothing left to hold or release.
+            Ok(None) if !present => return Ok(()),
+            Ok(None) => return Err(format!("ComputeInstance {name} not found")),
+            Err(e) => return Err(format!("reading ComputeInstance {name}: {e}")),
+        };
+        let mut finalizers = current.metadata.finalizers.clone().unwrap_or_default();
+        let has = finalizers.iter().any(|f| f == AAP_FINALIZER);
+        if has == present {
+            return Ok(());
+        }
+        if present {
+            finalizers.push(AAP_FINALIZER.to_owned());
+        } else {
+            finalizers.retain(|f| f != AAP_FINALIZER);
+        }
+        let patch = json!({ "metadata": {
+            "finalizers": finalizers,
+            "resourceVersion": current.metadata.resource_version,
+        } });
+        match api
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(kube::Error::Api(status)) if status.code == 409 => continue,
+            Err(kube::Error::Api(status)) if status.code == 404 && !present => return Ok(()),
+            Err(e) => {
+                return Err(format!(
+                    "updating finalizers of ComputeInstance {name}: {e}"
+                ));
+            }
+        }
+    }
+    Err(format!(
+        "updating finalizers of ComputeInstance {name}: conflicts"
+    ))
 }
 
 async fn provision(client: &kube::Client, target: &EffectTarget) -> Result<String, String> {

@@ -12,48 +12,54 @@ use super::config::{Access, JobKind};
 use super::faults::Fault;
 use super::jobs::Job;
 use super::pyjson;
-use super::query::{self, FieldValue};
+use super::query::{self, FieldValue, Model};
 use super::responses;
 use super::state::{Shared, State};
 
 /// AWX refuses to render stdout over this size except as a download.
 const MAX_DISPLAY_STDOUT: usize = 1_048_576;
 
-const JOB_FIELDS: [&str; 15] = [
-    "id",
-    "name",
-    "status",
-    "failed",
-    "created",
-    "modified",
-    "started",
-    "finished",
-    "canceled_on",
-    "launch_type",
-    "job_explanation",
-    "unified_job_template",
-    "extra_vars",
-    "job_template",
-    "job_type",
-];
+const JOB: Model = Model {
+    name: "Job",
+    fields: &[
+        "id",
+        "name",
+        "status",
+        "failed",
+        "created",
+        "modified",
+        "started",
+        "finished",
+        "canceled_on",
+        "launch_type",
+        "job_explanation",
+        "unified_job_template",
+        "job_template",
+        "job_type",
+    ],
+    prevented: &["extra_vars"],
+};
 
-const WORKFLOW_FIELDS: [&str; 15] = [
-    "id",
-    "name",
-    "status",
-    "failed",
-    "created",
-    "modified",
-    "started",
-    "finished",
-    "canceled_on",
-    "launch_type",
-    "job_explanation",
-    "unified_job_template",
-    "extra_vars",
-    "workflow_job_template",
-    "job_template",
-];
+const WORKFLOW_JOB: Model = Model {
+    name: "WorkflowJob",
+    fields: &[
+        "id",
+        "name",
+        "status",
+        "failed",
+        "created",
+        "modified",
+        "started",
+        "finished",
+        "canceled_on",
+        "launch_type",
+        "job_explanation",
+        "unified_job_template",
+        "workflow_job_template",
+        "job_template",
+    ],
+    prevented: &["extra_vars"],
+};
 
 fn collection(kind: JobKind) -> &'static str {
     match kind {
@@ -84,11 +90,10 @@ fn field(job: &Job, name: &str) -> Option<FieldValue> {
         "launch_type" => FieldValue::Str(Some("manual".to_owned())),
         "job_type" => FieldValue::Str(Some("run".to_owned())),
         "job_explanation" => FieldValue::Str(Some(job.job_explanation.clone())),
-        "unified_job_template" => FieldValue::Int(Some(job.template_id)),
-        "extra_vars" => FieldValue::Str(Some(pyjson::dumps(&job.extra_vars))),
-        "job_template" if job.kind == JobKind::Job => FieldValue::Int(Some(job.template_id)),
-        "job_template" => FieldValue::Int(None),
-        "workflow_job_template" => FieldValue::Int(Some(job.template_id)),
+        "unified_job_template" => FieldValue::Ref(Some(job.template_id)),
+        "job_template" if job.kind == JobKind::Job => FieldValue::Ref(Some(job.template_id)),
+        "job_template" => FieldValue::Ref(None),
+        "workflow_job_template" => FieldValue::Ref(Some(job.template_id)),
         _ => return None,
     })
 }
@@ -216,11 +221,11 @@ pub(crate) fn list(
         .values()
         .filter(|j| j.kind == kind && !j.purged)
         .collect();
-    let known: &[&str] = match kind {
-        JobKind::Job => &JOB_FIELDS,
-        JobKind::Workflow => &WORKFLOW_FIELDS,
+    let model = match kind {
+        JobKind::Job => &JOB,
+        JobKind::Workflow => &WORKFLOW_JOB,
     };
-    match query::list(jobs, params, path, known, |j, name| field(j, name)) {
+    match query::list(jobs, params, path, model, |j, name| field(j, name)) {
         Err(e) => e.response(),
         Ok(page) => responses::json(
             200,

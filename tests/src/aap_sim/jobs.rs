@@ -314,7 +314,9 @@ async fn finish(shared: &Arc<Shared>, id: u64, behavior: JobBehavior) {
                         EffectOutcome::Skipped("no Kubernetes client configured".to_owned()),
                         "skipping: [localhost]".to_owned(),
                     ),
-                    Some(client) => match effects::apply(client, &target).await {
+                    Some(client) => match effects::apply(client, &target, shared.aap_finalizer)
+                        .await
+                    {
                         Ok(done) => (
                             EffectOutcome::Applied,
                             format!("changed: [localhost] => {done}"),

@@ -14,8 +14,8 @@ use super::responses;
 pub(crate) const DEFAULT_PAGE_SIZE: usize = 25;
 pub(crate) const MAX_PAGE_SIZE: usize = 200;
 
-/// Query parameters that are not field filters (AWX's reserved names).
-const RESERVED: [&str; 10] = [
+/// Query parameters that are not field filters (AWX's `FieldLookupBackend.RESERVED_NAMES`).
+const RESERVED: [&str; 11] = [
     "page",
     "page_size",
     "format",
@@ -23,9 +23,10 @@ const RESERVED: [&str; 10] = [
     "order_by",
     "search",
     "type",
+    "host_filter",
     "count_disabled",
     "no_truncate",
-    "include",
+    "limit",
 ];
 
 const LOOKUPS: [&str; 14] = [
@@ -49,6 +50,8 @@ const LOOKUPS: [&str; 14] = [
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum FieldValue {
     Int(Option<u64>),
+    /// A foreign key: filter values may be `null` / `none`.
+    Ref(Option<u64>),
     Str(Option<String>),
     Time(Option<Timestamp>),
     Bool(bool),
@@ -89,6 +92,15 @@ fn invalid_page() -> QueryError {
     }
 }
 
+/// What a list view knows of its model.
+pub(crate) struct Model {
+    /// Django's model name, for error messages.
+    pub(crate) name: &'static str,
+    pub(crate) fields: &'static [&'static str],
+    /// Fields AWX marks `prevent_search` (e.g. `extra_vars`): filtering on them is 403.
+    pub(crate) prevented: &'static [&'static str],
+}
+
 struct Filter {
     field: String,
     lookup: String,
@@ -96,13 +108,13 @@ struct Filter {
     negate: bool,
 }
 
-/// Filters, orders and paginates `items`. `known` names the model's fields; `field`
-/// answers one of them for an item. `path` is the request path the page links point to.
+/// Filters, orders and paginates `items`. `field` answers one of `model`'s fields for
+/// an item. `path` is the request path the page links point to.
 pub(crate) fn list<T>(
     mut items: Vec<T>,
     params: &[(String, String)],
     path: &str,
-    known: &[&str],
+    model: &Model,
     field: impl Fn(&T, &str) -> Option<FieldValue>,
 ) -> Result<Page<T>, QueryError> {
     let mut and = Vec::new();
@@ -111,36 +123,49 @@ pub(crate) fn list<T>(
         if RESERVED.contains(&key.as_str()) {
             continue;
         }
-        let (key, negate, group) = if let Some(k) = key.strip_prefix("not__") {
-            (k, true, &mut and)
-        } else if let Some(k) = key.strip_prefix("or__") {
-            (k, false, &mut or)
-        } else if let Some(k) = key.strip_prefix("chain__") {
-            (k, false, &mut and)
-        } else {
-            (key.as_str(), false, &mut and)
+        // AWX: `chain__` or `or__` first, then `not__`.
+        let (key, in_or) = match key.strip_prefix("or__") {
+            Some(k) => (k, true),
+            None => (key.strip_prefix("chain__").unwrap_or(key), false),
+        };
+        let (key, negate) = match key.strip_prefix("not__") {
+            Some(k) => (k, true),
+            None => (key, false),
         };
         let (name, lookup) = match key.rsplit_once("__") {
             Some((name, lookup)) if LOOKUPS.contains(&lookup) => (name, lookup),
             _ => (key, "exact"),
         };
-        group.push(Filter {
+        if model.prevented.contains(&name) {
+            return Err(QueryError {
+                status: 403,
+                detail: format!("Filtering on {name} is not allowed."),
+            });
+        }
+        // Checked before any item is looked at: an unknown field is an error even when
+        // the list is empty.
+        if !model.fields.contains(&name) {
+            return Err(bad_request(format!(
+                "{} has no field named '{name}'",
+                model.name
+            )));
+        }
+        if lookup == "in" && value.is_empty() {
+            return Err(bad_request(
+                "cannot provide empty value for __in".to_owned(),
+            ));
+        }
+        let filter = Filter {
             field: name.to_owned(),
             lookup: lookup.to_owned(),
             value: value.clone(),
             negate,
-        });
-    }
-    // Unknown fields are an error even when there is nothing to filter.
-    if let Some(f) = and
-        .iter()
-        .chain(&or)
-        .find(|f| !known.contains(&f.field.as_str()))
-    {
-        return Err(bad_request(format!(
-            "Cannot resolve keyword '{}' into field.",
-            f.field
-        )));
+        };
+        if in_or {
+            or.push(filter)
+        } else {
+            and.push(filter)
+        }
     }
     let mut kept = Vec::with_capacity(items.len());
     for item in items.drain(..) {
@@ -155,7 +180,7 @@ pub(crate) fn list<T>(
             let mut any = false;
             for f in &or {
                 let value = field(&item, &f.field).unwrap_or(FieldValue::Str(None));
-                any |= matches(&value, f)?;
+                any |= matches(&value, f)? != f.negate;
             }
             keep = any;
         }
@@ -180,9 +205,13 @@ pub(crate) fn list<T>(
                 None => (s.to_owned(), false),
             })
             .collect();
-        if let Some((bad, _)) = keys.iter().find(|(k, _)| !known.contains(&k.as_str())) {
+        if let Some((bad, _)) = keys
+            .iter()
+            .find(|(k, _)| !model.fields.contains(&k.as_str()))
+        {
             return Err(bad_request(format!(
-                "Cannot resolve keyword '{bad}' into field."
+                "{} has no field named '{bad}'",
+                model.name
             )));
         }
         items.sort_by(|a, b| {
@@ -303,7 +332,7 @@ fn compare(a: &Option<FieldValue>, b: &Option<FieldValue>) -> Ordering {
         }
     }
     match (a, b) {
-        (Some(F::Int(a)), Some(F::Int(b))) => opt(a, b),
+        (Some(F::Int(a) | F::Ref(a)), Some(F::Int(b) | F::Ref(b))) => opt(a, b),
         (Some(F::Str(a)), Some(F::Str(b))) => opt(a, b),
         (Some(F::Time(a)), Some(F::Time(b))) => opt(a, b),
         (Some(F::Bool(a)), Some(F::Bool(b))) => a.cmp(b),
@@ -326,7 +355,10 @@ fn matches(value: &FieldValue, f: &Filter) -> Result<bool, QueryError> {
         let want = parse_bool(&f.value).ok_or_else(|| {
             bad_request(format!("'{}' value must be either True or False.", f.value))
         })?;
-        let is_null = matches!(value, F::Int(None) | F::Str(None) | F::Time(None));
+        let is_null = matches!(
+            value,
+            F::Int(None) | F::Ref(None) | F::Str(None) | F::Time(None)
+        );
         return Ok(is_null == want);
     }
     let values: Vec<&str> = if lookup == "in" {
@@ -335,24 +367,33 @@ fn matches(value: &FieldValue, f: &Filter) -> Result<bool, QueryError> {
         vec![f.value.as_str()]
     };
     match value {
-        F::Int(v) => {
-            let mut wanted = Vec::new();
+        F::Int(v) | F::Ref(v) => {
+            let reference = matches!(value, F::Ref(_));
+            let mut wanted: Vec<Option<u64>> = Vec::new();
             for text in &values {
-                let n = text.trim().parse::<u64>().map_err(|_| {
-                    bad_request(format!(
-                        "Field '{}' expected a number but got '{text}'.",
-                        f.field
-                    ))
+                let text = text.trim();
+                if reference && matches!(text.to_lowercase().as_str(), "null" | "none") {
+                    wanted.push(None);
+                    continue;
+                }
+                let n = text.parse::<u64>().map_err(|_| {
+                    bad_request(if reference {
+                        format!("Invalid {} id: {text}", f.field)
+                    } else {
+                        format!("“{text}” value must be an integer.")
+                    })
                 })?;
-                wanted.push(n);
+                wanted.push(Some(n));
             }
-            let Some(v) = v else { return Ok(false) };
-            Ok(match lookup {
-                "gt" => *v > wanted[0],
-                "gte" => *v >= wanted[0],
-                "lt" => *v < wanted[0],
-                "lte" => *v <= wanted[0],
-                _ => wanted.contains(v),
+            let Some(v) = *v else {
+                return Ok(wanted.contains(&None));
+            };
+            Ok(match (lookup, wanted[0]) {
+                ("gt", Some(w)) => v > w,
+                ("gte", Some(w)) => v >= w,
+                ("lt", Some(w)) => v < w,
+                ("lte", Some(w)) => v <= w,
+                _ => wanted.contains(&Some(v)),
             })
         }
         F::Time(v) => {
@@ -415,6 +456,12 @@ mod tests {
             .collect()
     }
 
+    const MODEL: Model = Model {
+        name: "Job",
+        fields: &["id"],
+        prevented: &["extra_vars"],
+    };
+
     fn ids(n: u64) -> Vec<u64> {
         (1..=n).collect()
     }
@@ -429,7 +476,7 @@ mod tests {
             ids(450),
             &p(&[("page_size", "500"), ("id__in", "1,2,3")]),
             "/api/v2/jobs/",
-            &["id"],
+            &MODEL,
             field,
         )
         .unwrap();
@@ -440,7 +487,7 @@ mod tests {
             ids(450),
             &p(&[("page_size", "500")]),
             "/api/v2/jobs/",
-            &["id"],
+            &MODEL,
             field,
         )
         .unwrap();
@@ -458,13 +505,30 @@ mod tests {
             ids(5),
             &p(&[("not__id", "2"), ("id__lte", "4"), ("order_by", "-id")]),
             "/x/",
-            &["id"],
+            &MODEL,
             field,
         )
         .unwrap();
         assert_eq!(page.results, vec![4, 3, 1]);
-        assert!(list(ids(5), &p(&[("nope", "1")]), "/x/", &["id"], field).is_err());
-        assert!(list(ids(5), &p(&[("id__in", "a")]), "/x/", &["id"], field).is_err());
-        assert!(list(ids(5), &p(&[("page", "2")]), "/x/", &["id"], field).is_err());
+        assert!(list(ids(5), &p(&[("nope", "1")]), "/x/", &MODEL, field).is_err());
+        assert!(list(ids(5), &p(&[("id__in", "a")]), "/x/", &MODEL, field).is_err());
+        assert!(list(ids(5), &p(&[("page", "2")]), "/x/", &MODEL, field).is_err());
+        let prevented = list(
+            ids(5),
+            &p(&[("extra_vars__contains", "k")]),
+            "/x/",
+            &MODEL,
+            field,
+        );
+        assert_eq!(prevented.err().unwrap().status, 403);
+        let page = list(
+            ids(5),
+            &p(&[("or__id", "1"), ("or__not__id__lte", "4")]),
+            "/x/",
+            &MODEL,
+            field,
+        )
+        .unwrap();
+        assert_eq!(page.results, vec![1, 5]);
     }
 }

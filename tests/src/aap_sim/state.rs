@@ -24,6 +24,7 @@ pub(crate) struct Shared {
     pub(crate) changes: watch::Sender<u64>,
     pub(crate) clock: Clock,
     pub(crate) kube: Option<kube::Client>,
+    pub(crate) aap_finalizer: bool,
     /// The configured prefix, e.g. `/api/controller`, used in every URL we hand out.
     pub(crate) prefix: String,
     tasks: Mutex<Vec<AbortHandle>>,
@@ -74,6 +75,7 @@ impl Shared {
             changes: watch::Sender::new(0),
             clock,
             kube: config.kube,
+            aap_finalizer: config.aap_finalizer,
             prefix: config.api_prefix.trim_end_matches('/').to_owned(),
             tasks: Mutex::new(Vec::new()),
             shutdown: watch::Sender::new(false),

@@ -5,11 +5,11 @@ use serde_json::{Value, json};
 
 use super::clock::iso;
 use super::config::{Access, JobKind, TemplateConfig};
-use super::query::{self, FieldValue};
+use super::query::{self, FieldValue, Model};
 use super::responses;
 use super::state::{Shared, State};
 
-const FIELDS: [&str; 7] = [
+const FIELDS: &[&str] = &[
     "id",
     "name",
     "description",
@@ -18,6 +18,18 @@ const FIELDS: [&str; 7] = [
     "ask_variables_on_launch",
     "survey_enabled",
 ];
+
+const JOB_TEMPLATE: Model = Model {
+    name: "JobTemplate",
+    fields: FIELDS,
+    prevented: &["extra_vars"],
+};
+
+const WORKFLOW_JOB_TEMPLATE: Model = Model {
+    name: "WorkflowJobTemplate",
+    fields: FIELDS,
+    prevented: &["extra_vars"],
+};
 
 fn collection(kind: JobKind) -> &'static str {
     match kind {
@@ -31,7 +43,7 @@ fn field(state: &State, t: &TemplateConfig, name: &str) -> Option<FieldValue> {
         "id" => FieldValue::Int(Some(t.id)),
         "name" => FieldValue::Str(Some(t.name.clone())),
         "description" => FieldValue::Str(Some(t.description.clone())),
-        "organization" => FieldValue::Int(state.organization_id_of(&t.organization)),
+        "organization" => FieldValue::Ref(state.organization_id_of(&t.organization)),
         "organization__name" => FieldValue::Str(Some(t.organization.clone())),
         "ask_variables_on_launch" => FieldValue::Bool(t.ask_variables_on_launch),
         "survey_enabled" => FieldValue::Bool(!t.variables_needed_to_start.is_empty()),
@@ -123,7 +135,11 @@ pub(crate) fn list(
         .filter(|t| t.kind == kind)
         .collect();
     templates.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
-    match query::list(templates, params, path, &FIELDS, |t, name| {
+    let model = match kind {
+        JobKind::Job => &JOB_TEMPLATE,
+        JobKind::Workflow => &WORKFLOW_JOB_TEMPLATE,
+    };
+    match query::list(templates, params, path, model, |t, name| {
         field(&state, t, name)
     }) {
         Err(e) => e.response(),
