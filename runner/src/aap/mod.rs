@@ -1,1 +1,14 @@
-//! AAP controller REST API provider.
+//! AAP controller REST API provider: find templates by name, launch by id, find a
+//! launch lost in a crash, poll many jobs with one request, cancel once.
+
+mod client;
+mod config;
+mod error;
+mod token;
+mod types;
+
+pub use client::{AapClient, MAX_PAGE_SIZE, TemplateRef};
+pub use config::{AapConfig, RetryPolicy, client_from_settings};
+pub use error::AapError;
+pub use token::{Secret, TokenSource};
+pub use types::{AapJob, AapJobKind, CancelOutcome, Launched, job_state};

@@ -1,0 +1,723 @@
+//! The AAP controller REST client: template lookup, launch, recovery of a launch lost in
+//! a crash, batched polling, cancel. REFERENCE.md ("AAP / AWX controller REST API") is
+//! the contract.
+
+use std::collections::HashMap;
+use std::error::Error as _;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cloudkit_shared::names::CORRELATION_EXTRA_VAR;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use reqwest::header::{ACCEPT, HeaderMap, HeaderValue, RETRY_AFTER};
+use reqwest::{Method, StatusCode, Url};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use super::config::{AapConfig, RetryPolicy};
+use super::error::AapError;
+use super::token::{Secret, TokenCache};
+use super::types::{
+    AapJob, AapJobKind, CanCancelWire, CancelOutcome, JobWire, LaunchWire, Launched, PageWire,
+    TemplateWire,
+};
+
+/// AWX's largest page; also how many ids go into one `id__in` list.
+pub const MAX_PAGE_SIZE: usize = 200;
+
+/// `find_launch` looks this much further back than asked: AAP's clock and ours may
+/// disagree, and the correlation key, not the time, decides a match.
+const CLOCK_SKEW_MARGIN: SignedDuration = SignedDuration::from_secs(600);
+
+/// Guard against a `next` link that never ends.
+const MAX_PAGES: usize = 1000;
+
+/// Longest body excerpt kept in an error.
+const MAX_EXCERPT: usize = 200;
+
+/// A template found by name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TemplateRef {
+    pub kind: AapJobKind,
+    pub id: u64,
+}
+
+/// Client of one AAP controller. Cheap to clone; clones share the connection pool, the
+/// token and the template cache.
+#[derive(Clone, Debug)]
+pub struct AapClient {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    http: reqwest::Client,
+    /// `{base_url}/v2/`.
+    api: Url,
+    token: TokenCache,
+    organization: Option<String>,
+    retry: RetryPolicy,
+    templates: Mutex<HashMap<String, TemplateRef>>,
+}
+
+/// An HTTP answer, read in full.
+struct Answer {
+    status: StatusCode,
+    url: String,
+    retry_after: Option<Duration>,
+    body: Vec<u8>,
+}
+
+impl AapClient {
+    pub fn new(config: AapConfig) -> Result<Self, AapError> {
+        let api = api_url(&config.base_url)?;
+        let mut headers = HeaderMap::new();
+        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+        let mut builder = reqwest::Client::builder()
+            .use_rustls_tls()
+            .default_headers(headers)
+            .user_agent(concat!("cloudkit-runner/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.request_timeout)
+            // We always send the trailing slash; a redirect would mean a wrong prefix,
+            // and following one turns a POST into a GET without its body.
+            .redirect(reqwest::redirect::Policy::none());
+        if let Some(path) = &config.ca_bundle {
+            let pem = std::fs::read(path).map_err(|e| {
+                AapError::Config(format!("cannot read CA bundle {}: {e}", path.display()))
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                AapError::Config(format!("CA bundle {} is not PEM: {e}", path.display()))
+            })?;
+            if certs.is_empty() {
+                return Err(AapError::Config(format!(
+                    "CA bundle {} holds no certificate",
+                    path.display()
+                )));
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        if config.insecure_skip_tls_verify {
+            tracing::warn!(url = %api, "AAP TLS certificate verification is disabled");
+            builder = builder.danger_accept_invalid_certs(true);
+        }
+        let http = builder.build().map_err(|e| AapError::Tls {
+            url: api.to_string(),
+            cause: error_chain(&e),
+        })?;
+        if config.retry.attempts == 0 {
+            return Err(AapError::Config("retry attempts must be at least 1".into()));
+        }
+        Ok(Self {
+            inner: Arc::new(Inner {
+                http,
+                api,
+                token: TokenCache::new(config.token),
+                organization: config.organization.filter(|o| !o.is_empty()),
+                retry: config.retry,
+                templates: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// `{base_url}/v2/`.
+    pub fn api_url(&self) -> &Url {
+        &self.inner.api
+    }
+
+    // ---- templates ------------------------------------------------------------------
+
+    /// Finds a template by name: job templates first, then workflow job templates.
+    /// Cached; the entry is dropped when a launch by its id answers 404.
+    pub async fn template(&self, name: &str) -> Result<TemplateRef, AapError> {
+        if let Some(found) = self.templates().get(name) {
+            return Ok(*found);
+        }
+        for kind in AapJobKind::ALL {
+            let mut query = vec![("name", name)];
+            if let Some(org) = &self.inner.organization {
+                query.push(("organization__name", org.as_str()));
+            }
+            let url = self.url(&format!("{}/", kind.templates_collection()), &query)?;
+            let answer = self.get(&url).await?;
+            if answer.status != StatusCode::OK {
+                let action = format!("list {}s", kind.templates_collection().replace('_', " "));
+                return Err(fail(answer, &action));
+            }
+            let page: PageWire<TemplateWire> = decode(&answer)?;
+            let count = page.count.unwrap_or(page.results.len() as u64);
+            match page.results.as_slice() {
+                [] => continue,
+                [one] if count == 1 => {
+                    let found = TemplateRef { kind, id: one.id };
+                    tracing::debug!(template = name, ?kind, id = one.id, "found AAP template");
+                    self.templates().insert(name.to_owned(), found);
+                    return Ok(found);
+                }
+                many => {
+                    return Err(AapError::AmbiguousTemplate {
+                        name: name.to_owned(),
+                        count,
+                        organizations: many.iter().map(TemplateWire::organization).collect(),
+                    });
+                }
+            }
+        }
+        Err(AapError::TemplateNotFound {
+            name: name.to_owned(),
+            organization: self.inner.organization.clone(),
+        })
+    }
+
+    fn templates(&self) -> std::sync::MutexGuard<'_, HashMap<String, TemplateRef>> {
+        self.inner
+            .templates
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    // ---- launch ---------------------------------------------------------------------
+
+    /// Launches the template named `template` with `{"extra_vars": extra_vars}`.
+    ///
+    /// Never repeated by itself: after a transient error the job may exist all the same,
+    /// so the caller asks [`AapClient::find_launch`] before launching again.
+    pub async fn launch(&self, template: &str, extra_vars: Value) -> Result<Launched, AapError> {
+        let body = json!({ "extra_vars": extra_vars });
+        let found = self.template(template).await?;
+        match self.launch_by_id(template, found, &body).await {
+            Err(AapError::TemplateNotFound { .. }) => {
+                // Deleted and maybe recreated under a new id: look it up once more.
+                tracing::info!(
+                    template,
+                    id = found.id,
+                    "AAP template id is gone; looking it up again"
+                );
+                self.templates().remove(template);
+                let found = self.template(template).await?;
+                self.launch_by_id(template, found, &body).await
+            }
+            other => other,
+        }
+    }
+
+    async fn launch_by_id(
+        &self,
+        template: &str,
+        found: TemplateRef,
+        body: &Value,
+    ) -> Result<Launched, AapError> {
+        let path = format!("{}/{}/launch/", found.kind.templates_collection(), found.id);
+        let url = self.url(&path, &[])?;
+        let answer = self.send(Method::POST, &url, Some(body)).await?;
+        match answer.status {
+            status if status.is_success() => {
+                let wire: LaunchWire = decode(&answer)?;
+                let id = match found.kind {
+                    AapJobKind::Job => wire.job,
+                    AapJobKind::Workflow => wire.workflow_job,
+                }
+                .or(wire.id)
+                .ok_or_else(|| AapError::Decode {
+                    url: answer.url.clone(),
+                    cause: "the launch answer names no job id".to_owned(),
+                })?;
+                let launched = Launched {
+                    id,
+                    kind: found.kind,
+                };
+                let ignored: Vec<String> = wire
+                    .ignored_fields
+                    .map(|f| f.into_iter().map(|(k, _)| k).collect())
+                    .unwrap_or_default();
+                if !ignored.is_empty() {
+                    tracing::warn!(template, job = id, ?ignored, "AAP ignored launch fields");
+                    return Err(AapError::VariablesIgnored {
+                        template: template.to_owned(),
+                        fields: ignored,
+                        job: launched,
+                    });
+                }
+                tracing::info!(template, job = id, kind = ?found.kind, "launched AAP job");
+                Ok(launched)
+            }
+            StatusCode::BAD_REQUEST => Err(AapError::LaunchRejected {
+                template: template.to_owned(),
+                fields: rejected_fields(&answer),
+            }),
+            StatusCode::NOT_FOUND => Err(AapError::TemplateNotFound {
+                name: template.to_owned(),
+                organization: self.inner.organization.clone(),
+            }),
+            _ => Err(fail(answer, &format!("launch template {template:?}"))),
+        }
+    }
+
+    /// Finds the job a launch of `template` created at or after `created_after` with
+    /// `extra_vars.cloudkit_correlation_key == correlation_key`: the launch a crash (or a
+    /// lost answer) left unrecorded.
+    pub async fn find_launch(
+        &self,
+        template: &str,
+        correlation_key: &str,
+        created_after: Timestamp,
+    ) -> Result<Option<Launched>, AapError> {
+        let found = self.template(template).await?;
+        let kind = found.kind;
+        let since = created_after
+            .checked_sub(CLOCK_SKEW_MARGIN)
+            .unwrap_or(created_after)
+            .strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
+            .to_string();
+        let id = found.id.to_string();
+        let page_size = MAX_PAGE_SIZE.to_string();
+        let mut url = self.url(
+            &format!("{}/", kind.jobs_collection()),
+            &[
+                (kind.template_field(), id.as_str()),
+                ("created__gte", since.as_str()),
+                ("order_by", "-created"),
+                ("page_size", page_size.as_str()),
+            ],
+        )?;
+        for _ in 0..MAX_PAGES {
+            let page: PageWire<JobWire> = self.list_page(&url, kind).await?;
+            for candidate in &page.results {
+                let vars = match candidate.extra_vars_object() {
+                    Some(vars) => Some(vars),
+                    // Older list serializers leave extra_vars out: read the detail.
+                    None if candidate.extra_vars.is_none() => self
+                        .job_wire(kind, candidate.id)
+                        .await?
+                        .and_then(|w| w.extra_vars_object()),
+                    None => None,
+                };
+                let matches = vars
+                    .as_ref()
+                    .and_then(|v| v.get(CORRELATION_EXTRA_VAR))
+                    .and_then(Value::as_str)
+                    == Some(correlation_key);
+                if matches {
+                    tracing::info!(
+                        template,
+                        job = candidate.id,
+                        "found an earlier launch by its correlation key"
+                    );
+                    return Ok(Some(Launched {
+                        id: candidate.id,
+                        kind,
+                    }));
+                }
+            }
+            match page.next {
+                Some(next) => url = self.resolve(&next)?,
+                None => return Ok(None),
+            }
+        }
+        Ok(None)
+    }
+
+    // ---- jobs -----------------------------------------------------------------------
+
+    /// The state of many jobs: one list request per kind and per [`MAX_PAGE_SIZE`] ids
+    /// (`/jobs/?id__in=...`). A job missing from the answer was purged.
+    pub async fn poll(
+        &self,
+        jobs: &[(AapJobKind, u64)],
+    ) -> Result<HashMap<(AapJobKind, u64), AapJob>, AapError> {
+        let mut found = HashMap::with_capacity(jobs.len());
+        for kind in AapJobKind::ALL {
+            let mut ids: Vec<u64> = jobs
+                .iter()
+                .filter(|(k, _)| *k == kind)
+                .map(|(_, id)| *id)
+                .collect();
+            ids.sort_unstable();
+            ids.dedup();
+            for chunk in ids.chunks(MAX_PAGE_SIZE) {
+                let list = chunk
+                    .iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",");
+                let page_size = MAX_PAGE_SIZE.to_string();
+                let mut url = self.url(
+                    &format!("{}/", kind.jobs_collection()),
+                    &[
+                        ("id__in", list.as_str()),
+                        ("order_by", "id"),
+                        ("page_size", page_size.as_str()),
+                    ],
+                )?;
+                for _ in 0..MAX_PAGES {
+                    let page: PageWire<JobWire> = self.list_page(&url, kind).await?;
+                    for wire in page.results {
+                        found.insert((kind, wire.id), AapJob::from_wire(kind, wire));
+                    }
+                    match page.next {
+                        Some(next) => url = self.resolve(&next)?,
+                        None => break,
+                    }
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// One job; `None` when AAP no longer has it (purged).
+    pub async fn get_job(&self, kind: AapJobKind, id: u64) -> Result<Option<AapJob>, AapError> {
+        Ok(self
+            .job_wire(kind, id)
+            .await?
+            .map(|w| AapJob::from_wire(kind, w)))
+    }
+
+    async fn job_wire(&self, kind: AapJobKind, id: u64) -> Result<Option<JobWire>, AapError> {
+        let url = self.url(&format!("{}/{id}/", kind.jobs_collection()), &[])?;
+        let answer = self.get(&url).await?;
+        match answer.status {
+            StatusCode::OK => decode(&answer).map(Some),
+            StatusCode::NOT_FOUND => Ok(None),
+            _ => Err(fail(answer, &format!("read {kind} {id}"))),
+        }
+    }
+
+    async fn list_page<T: DeserializeOwned>(
+        &self,
+        url: &Url,
+        kind: AapJobKind,
+    ) -> Result<PageWire<T>, AapError> {
+        let answer = self.get(url).await?;
+        if answer.status != StatusCode::OK {
+            return Err(fail(answer, &format!("list {kind}s")));
+        }
+        decode(&answer)
+    }
+
+    /// Asks AAP to cancel a job: `GET .../cancel/` first, then at most one POST.
+    pub async fn cancel(&self, kind: AapJobKind, id: u64) -> Result<CancelOutcome, AapError> {
+        let url = self.url(&format!("{}/{id}/cancel/", kind.jobs_collection()), &[])?;
+        let answer = self.get(&url).await?;
+        match answer.status {
+            StatusCode::OK => {}
+            // AWX purges finished jobs only.
+            StatusCode::NOT_FOUND => return Ok(CancelOutcome::AlreadyFinished),
+            _ => {
+                return Err(fail(
+                    answer,
+                    &format!("check whether {kind} {id} can be canceled"),
+                ));
+            }
+        }
+        let check: CanCancelWire = decode(&answer)?;
+        if !check.can_cancel {
+            tracing::debug!(job = id, ?kind, "AAP job can no longer be canceled");
+            return Ok(CancelOutcome::AlreadyFinished);
+        }
+        let answer = self.send(Method::POST, &url, None).await?;
+        match answer.status {
+            status if status.is_success() => {
+                tracing::info!(job = id, ?kind, "requested cancel of AAP job");
+                Ok(CancelOutcome::Requested)
+            }
+            // Finished between our GET and POST.
+            StatusCode::METHOD_NOT_ALLOWED | StatusCode::NOT_FOUND => {
+                Ok(CancelOutcome::AlreadyFinished)
+            }
+            _ => Err(fail(answer, &format!("cancel {kind} {id}"))),
+        }
+    }
+
+    // ---- HTTP -----------------------------------------------------------------------
+
+    /// `{api}{path}?{query}`; `path` is relative to `/v2/` and ends with a slash.
+    fn url(&self, path: &str, query: &[(&str, &str)]) -> Result<Url, AapError> {
+        let mut url = self
+            .inner
+            .api
+            .join(path)
+            .map_err(|e| AapError::Config(format!("bad AAP path {path:?}: {e}")))?;
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        Ok(url)
+    }
+
+    /// Joins a path from an answer (`next`, `Location`, `related.*`) to the host. A full
+    /// URL naming another origin is refused: the token must not travel there.
+    fn resolve(&self, path: &str) -> Result<Url, AapError> {
+        let api = &self.inner.api;
+        let url = api.join(path).map_err(|e| AapError::Decode {
+            url: api.to_string(),
+            cause: format!("bad link {path:?}: {e}"),
+        })?;
+        if url.origin() != api.origin() {
+            return Err(AapError::Decode {
+                url: api.to_string(),
+                cause: format!("link {path:?} leaves the AAP host"),
+            });
+        }
+        Ok(url)
+    }
+
+    /// GET with retries after 5xx, timeouts, connection failures and short 429s.
+    async fn get(&self, url: &Url) -> Result<Answer, AapError> {
+        let policy = &self.inner.retry;
+        let mut attempt = 1;
+        loop {
+            let last = attempt >= policy.attempts;
+            let wait = match self.send(Method::GET, url, None).await {
+                Err(e) if e.is_retryable() && !last => {
+                    tracing::warn!(url = %url, attempt, error = %e, "AAP request failed; retrying");
+                    policy.delay(attempt)
+                }
+                Ok(answer) if answer.status == StatusCode::TOO_MANY_REQUESTS && !last => {
+                    match answer.retry_after {
+                        Some(d) if d > policy.max_retry_after => return Ok(answer),
+                        Some(d) => d,
+                        None => policy.delay(attempt),
+                    }
+                }
+                Ok(answer) if retryable_status(answer.status) && !last => {
+                    tracing::warn!(url = %url, attempt, status = answer.status.as_u16(), "AAP answered an error; retrying");
+                    policy.delay(attempt)
+                }
+                other => return other,
+            };
+            tokio::time::sleep(wait).await;
+            attempt += 1;
+        }
+    }
+
+    /// One request with the current token. A 401 with a file token makes us read the
+    /// file again; a changed token gets one more try (a 401 did nothing on the server).
+    async fn send(
+        &self,
+        method: Method,
+        url: &Url,
+        body: Option<&Value>,
+    ) -> Result<Answer, AapError> {
+        let token = self.inner.token.current()?;
+        let answer = self.send_with(method.clone(), url, body, &token).await?;
+        if answer.status == StatusCode::UNAUTHORIZED && self.inner.token.is_file() {
+            let fresh = self.inner.token.reload()?;
+            if fresh != token {
+                tracing::info!(url = %url, "AAP token rejected; retrying with the token file's new content");
+                return self.send_with(method, url, body, &fresh).await;
+            }
+        }
+        Ok(answer)
+    }
+
+    async fn send_with(
+        &self,
+        method: Method,
+        url: &Url,
+        body: Option<&Value>,
+        token: &Secret,
+    ) -> Result<Answer, AapError> {
+        let started = Instant::now();
+        // bearer_auth marks the header sensitive, so it stays out of hyper's debug output.
+        let mut request = self
+            .inner
+            .http
+            .request(method.clone(), url.clone())
+            .bearer_auth(token.expose());
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.map_err(|e| transport(url, &e))?;
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let body = response.bytes().await.map_err(|e| transport(url, &e))?;
+        tracing::debug!(
+            %method,
+            url = %url,
+            status = status.as_u16(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "AAP request"
+        );
+        Ok(Answer {
+            status,
+            url: url.to_string(),
+            retry_after,
+            body: body.to_vec(),
+        })
+    }
+}
+
+/// `{base_url}/v2/`, from what a person configured.
+fn api_url(base: &str) -> Result<Url, AapError> {
+    let trimmed = base.trim().trim_end_matches('/');
+    // Forgiving of a base that already names the version.
+    let trimmed = trimmed.strip_suffix("/v2").unwrap_or(trimmed);
+    let url = Url::parse(&format!("{trimmed}/v2/"))
+        .map_err(|e| AapError::Config(format!("AAP URL {base:?} is not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(AapError::Config(format!(
+            "AAP URL {base:?} must be http(s)://host[:port]/prefix"
+        )));
+    }
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err(AapError::Config(format!(
+            "AAP URL {base:?} must not carry a query, fragment or credentials"
+        )));
+    }
+    Ok(url)
+}
+
+fn retryable_status(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 500 | 502 | 503 | 504)
+}
+
+fn decode<T: DeserializeOwned>(answer: &Answer) -> Result<T, AapError> {
+    serde_json::from_slice(&answer.body).map_err(|e| AapError::Decode {
+        url: answer.url.clone(),
+        cause: e.to_string(),
+    })
+}
+
+/// The error for an answer the caller did not expect. `action` says what we tried
+/// ("launch template \"x\""), for 403s.
+fn fail(answer: Answer, action: &str) -> AapError {
+    let detail = detail(&answer);
+    match answer.status.as_u16() {
+        401 => AapError::Unauthorized { detail },
+        403 => AapError::Forbidden {
+            action: action.to_owned(),
+            detail,
+        },
+        429 => AapError::RateLimited {
+            url: answer.url,
+            retry_after: answer.retry_after,
+        },
+        status @ 500..=599 => AapError::Server {
+            status,
+            url: answer.url,
+            body_excerpt: detail,
+        },
+        status => AapError::Unexpected {
+            status,
+            url: answer.url,
+            body_excerpt: detail,
+        },
+    }
+}
+
+/// DRF's `{"detail": "..."}`, else the start of the body on one line (a proxy's HTML).
+fn detail(answer: &Answer) -> String {
+    if let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(&answer.body)
+        && let Some(Value::String(detail)) = map.get("detail")
+    {
+        return excerpt(detail);
+    }
+    let text = String::from_utf8_lossy(&answer.body);
+    let text = excerpt(&text);
+    if text.is_empty() {
+        answer
+            .status
+            .canonical_reason()
+            .unwrap_or("no body")
+            .to_owned()
+    } else {
+        text
+    }
+}
+
+fn excerpt(text: &str) -> String {
+    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut out: String = line.chars().take(MAX_EXCERPT).collect();
+    if out.len() < line.len() {
+        out.push('…');
+    }
+    out
+}
+
+/// A 400 body `{field: [messages]}` as pairs; anything else under `__all__`.
+fn rejected_fields(answer: &Answer) -> Vec<(String, Vec<String>)> {
+    let messages = |value: &Value| -> Vec<String> {
+        match value {
+            Value::Array(items) => items
+                .iter()
+                .map(|item| match item {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect(),
+            Value::String(s) => vec![s.clone()],
+            other => vec![other.to_string()],
+        }
+    };
+    match serde_json::from_slice::<Value>(&answer.body) {
+        Ok(Value::Object(map)) if !map.is_empty() => {
+            map.iter().map(|(k, v)| (k.clone(), messages(v))).collect()
+        }
+        _ => vec![("__all__".to_owned(), vec![detail(answer)])],
+    }
+}
+
+/// Maps a failed exchange: TLS first (it also shows up as a connect error), then
+/// timeouts, then everything else as a connection failure.
+fn transport(url: &Url, e: &reqwest::Error) -> AapError {
+    let url = url.to_string();
+    if let Some(cause) = tls_cause(e) {
+        return AapError::Tls { url, cause };
+    }
+    if e.is_timeout() {
+        return AapError::Timeout { url };
+    }
+    if e.is_decode() {
+        return AapError::Decode {
+            url,
+            cause: error_chain(e),
+        };
+    }
+    AapError::Connect {
+        url,
+        cause: error_chain(e),
+    }
+}
+
+/// The rustls error somewhere in the chain. `io::Error::source` skips the error it
+/// wraps, so wrapped errors are looked into explicitly.
+fn tls_cause(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut current = Some(e);
+    while let Some(err) = current {
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return Some(tls.to_string());
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && let Some(inner) = io.get_ref()
+            && let Some(found) = tls_cause(inner)
+        {
+            return Some(found);
+        }
+        current = err.source();
+    }
+    None
+}
+
+/// The causes of `e`, without reqwest's own first line (which repeats the URL).
+fn error_chain(e: &reqwest::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut current = e.source();
+    while let Some(err) = current {
+        let text = err.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        current = err.source();
+    }
+    if parts.is_empty() {
+        e.to_string()
+    } else {
+        parts.join(": ")
+    }
+}
