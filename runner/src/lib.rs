@@ -1,6 +1,18 @@
 //! cloudkit-runner: turns `ComputeInstance` resources into AAP / EDA jobs, tracks them in
 //! status, cancels before deprovisioning and restarts VMs through KubeVirt.
 //!
-//! The decisions live in `cloudkit_shared::plan`; this crate observes and acts.
+//! The decisions live in `cloudkit_shared::plan`; this crate observes, acts and writes status.
 
 pub mod aap;
+pub mod act;
+pub mod config;
+pub mod context;
+pub mod controller;
+pub mod eda;
+pub mod error;
+pub mod http;
+pub mod kubevirt;
+pub mod metrics;
+pub mod observe;
+pub mod poller;
+pub mod status;

@@ -1,0 +1,205 @@
+//! Act: perform a plan's effects and turn their results into outcomes.
+
+use cloudkit_shared::names::CORRELATION_EXTRA_VAR;
+use cloudkit_shared::plan::{Effect, EventNote, Outcome, Plan, ProviderKind, apply_outcome};
+use cloudkit_shared::{ComputeInstance, ComputeInstanceStatus, JobProvider, JobType};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DeleteParams, DynamicObject, Preconditions};
+use kube::runtime::events::{Event, EventType};
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+use tracing::{info, warn};
+
+use crate::aap::CancelOutcome;
+use crate::context::Context;
+use crate::eda::EdaAction;
+use crate::kubevirt::vmi_resource;
+use crate::observe::provider_of;
+use crate::poller::aap_id;
+
+/// Performs every effect of `plan` and folds the outcomes into `plan.status`.
+pub async fn perform(ci: &ComputeInstance, plan: &mut Plan, ctx: &Context) {
+    let mut events = Vec::new();
+    for effect in plan.effects.clone() {
+        let outcome = match effect {
+            Effect::Launch {
+                key,
+                job_type,
+                provider,
+                eda_job_id,
+            } => Some(launch(ci, &plan.status, ctx, key, job_type, provider, eda_job_id).await),
+            Effect::Cancel {
+                key,
+                job_id,
+                provider,
+            } => cancel(ctx, key, &job_id, provider).await,
+            Effect::DeleteVmi {
+                key,
+                namespace,
+                name,
+                uid,
+            } => Some(delete_vmi(ctx, key, &namespace, &name, &uid).await),
+            Effect::Event(note) => {
+                events.push(note);
+                None
+            }
+        };
+        if let Some(outcome) = outcome {
+            ctx.metrics.outcome(&outcome);
+            events.extend(apply_outcome(&mut plan.status, &outcome, Timestamp::now()));
+        }
+    }
+    for note in events {
+        publish(ci, ctx, &note).await;
+    }
+}
+
+/// The resource as the playbooks expect it: the planned status included, no managedFields.
+fn payload(ci: &ComputeInstance, status: &ComputeInstanceStatus) -> serde_json::Value {
+    let mut copy = ci.clone();
+    copy.metadata.managed_fields = None;
+    copy.status = Some(status.clone());
+    let mut value = serde_json::to_value(&copy).unwrap_or_default();
+    value["apiVersion"] = json!(ComputeInstance::api_version(&()));
+    value["kind"] = json!(ComputeInstance::kind(&()));
+    value
+}
+
+async fn launch(
+    ci: &ComputeInstance,
+    status: &ComputeInstanceStatus,
+    ctx: &Context,
+    key: String,
+    job_type: JobType,
+    provider: ProviderKind,
+    eda_job_id: Option<String>,
+) -> Outcome {
+    ctx.fresh_intents
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&key);
+    let body = payload(ci, status);
+    let failed = |reason: &str, message: String, permanent: bool| Outcome::LaunchFailed {
+        key: key.clone(),
+        reason: reason.to_string(),
+        message,
+        permanent,
+    };
+    match provider {
+        ProviderKind::Aap => {
+            let (Some(aap), Some(settings)) = (&ctx.aap, &ctx.settings.aap) else {
+                return failed(
+                    cloudkit_shared::reasons::LAUNCH_REJECTED,
+                    "AAP is not configured: set CLOUDKIT_AAP_URL, the token and the templates".into(),
+                    true,
+                );
+            };
+            let template = match job_type {
+                JobType::Deprovision => &settings.deprovision_template,
+                _ => &settings.provision_template,
+            };
+            let extra_vars = json!({
+                "ansible_eda": {"event": {"payload": body}},
+                CORRELATION_EXTRA_VAR: key,
+            });
+            match aap.launch(template, extra_vars).await {
+                Ok(l) => {
+                    info!(instance = %ci.name_any(), job = l.id, %job_type, "launched AAP job");
+                    Outcome::Launched {
+                        key,
+                        job_id: l.id.to_string(),
+                        provider: provider_of(l.kind),
+                    }
+                }
+                Err(e) => {
+                    warn!(instance = %ci.name_any(), %job_type, error = %e, "AAP launch failed");
+                    failed(e.reason(), e.to_string(), e.is_permanent())
+                }
+            }
+        }
+        ProviderKind::Eda => {
+            let Some(eda) = &ctx.eda else {
+                return failed(
+                    cloudkit_shared::reasons::WEBHOOK_REJECTED,
+                    "EDA is not configured: set CLOUDKIT_COMPUTE_INSTANCE_PROVISION_WEBHOOK and _DEPROVISION_WEBHOOK".into(),
+                    true,
+                );
+            };
+            let action = match job_type {
+                JobType::Deprovision => EdaAction::Deprovision,
+                _ => EdaAction::Provision,
+            };
+            match eda.send(action, &body).await {
+                Ok(()) => Outcome::Launched {
+                    key,
+                    job_id: eda_job_id.unwrap_or_else(|| "eda-webhook-1".into()),
+                    provider: JobProvider::Eda,
+                },
+                Err(e) => failed(e.reason(), e.to_string(), e.is_permanent()),
+            }
+        }
+    }
+}
+
+async fn cancel(ctx: &Context, key: String, job_id: &str, provider: JobProvider) -> Option<Outcome> {
+    let Some((kind, id)) = aap_id(provider, Some(job_id)) else {
+        return Some(Outcome::CancelFailed {
+            key,
+            message: format!("{provider} jobs cannot be canceled; waiting for job {job_id} to end"),
+        });
+    };
+    let Some(aap) = &ctx.aap else {
+        return Some(Outcome::CancelFailed {
+            key,
+            message: "AAP is not configured (CLOUDKIT_AAP_URL)".into(),
+        });
+    };
+    match aap.cancel(kind, id).await {
+        Ok(CancelOutcome::Requested) => {
+            info!(job = id, "cancel requested");
+            None
+        }
+        Ok(CancelOutcome::AlreadyFinished) => None,
+        Err(e) => Some(Outcome::CancelFailed {
+            key,
+            message: e.to_string(),
+        }),
+    }
+}
+
+async fn delete_vmi(ctx: &Context, key: String, namespace: &str, name: &str, uid: &str) -> Outcome {
+    let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), namespace, &vmi_resource());
+    let params = DeleteParams {
+        preconditions: Some(Preconditions {
+            uid: Some(uid.to_string()),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    match api.delete(name, &params).await {
+        Ok(_) => Outcome::VmiDeleted { key },
+        // Gone already, or a different VMI now holds the name: the old one is gone either way.
+        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Outcome::VmiDeleted { key },
+        Err(e) => Outcome::VmiDeleteFailed {
+            key,
+            message: format!("deleting VirtualMachineInstance {namespace}/{name}: {e}"),
+        },
+    }
+}
+
+pub async fn publish(ci: &ComputeInstance, ctx: &Context, note: &EventNote) {
+    let event = Event {
+        type_: if note.warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: note.reason.clone(),
+        note: Some(note.message.clone()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &ci.object_ref(&())).await {
+        warn!(instance = %ci.name_any(), error = %e, "could not record event");
+    }
+}

@@ -1,0 +1,334 @@
+//! Configuration: the upstream `CLOUDKIT_*` environment variables, each also a flag.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use cloudkit_shared::plan::{Policy, ProviderKind};
+use cloudkit_shared::settings::parse_max_job_history;
+use cloudkit_shared::signals::parse_duration;
+
+/// cloudkit-runner: provisions ComputeInstances through AAP or EDA and tracks their jobs.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "cloudkit-runner", version, about)]
+pub struct Args {
+    /// Which provider new jobs use: `aap` (controller REST API) or `eda` (webhook).
+    #[arg(long, env = "CLOUDKIT_PROVISIONING_PROVIDER", default_value = "aap")]
+    pub provider: String,
+
+    /// AAP controller API prefix, e.g. https://aap.example.com/api/controller (the runner adds /v2/).
+    #[arg(long, env = "CLOUDKIT_AAP_URL")]
+    pub aap_url: Option<String>,
+
+    /// AAP token (prefer --aap-token-file with a mounted Secret).
+    #[arg(long, env = "CLOUDKIT_AAP_TOKEN", hide_env_values = true)]
+    pub aap_token: Option<String>,
+
+    /// File holding the AAP token; re-read when it changes.
+    #[arg(long, env = "CLOUDKIT_AAP_TOKEN_FILE")]
+    pub aap_token_file: Option<PathBuf>,
+
+    /// PEM CA bundle to trust for AAP.
+    #[arg(long, env = "CLOUDKIT_AAP_CA_FILE")]
+    pub aap_ca_file: Option<PathBuf>,
+
+    /// Skip TLS verification for AAP (never in production).
+    #[arg(long, env = "CLOUDKIT_AAP_INSECURE_SKIP_TLS_VERIFY")]
+    pub aap_insecure_skip_tls_verify: bool,
+
+    /// AAP organization that owns the templates (names are unique only within one).
+    #[arg(long, env = "CLOUDKIT_AAP_ORGANIZATION")]
+    pub aap_organization: Option<String>,
+
+    /// Job or workflow template that provisions an instance.
+    #[arg(long, env = "CLOUDKIT_AAP_PROVISION_TEMPLATE")]
+    pub aap_provision_template: Option<String>,
+
+    /// Job or workflow template that deprovisions an instance.
+    #[arg(long, env = "CLOUDKIT_AAP_DEPROVISION_TEMPLATE")]
+    pub aap_deprovision_template: Option<String>,
+
+    /// How often in-flight AAP jobs are polled (e.g. 30s).
+    #[arg(long, env = "CLOUDKIT_AAP_STATUS_POLL_INTERVAL", default_value = "30s")]
+    pub poll_interval: String,
+
+    /// EDA webhook (or event stream) URL for provisioning.
+    #[arg(long, env = "CLOUDKIT_COMPUTE_INSTANCE_PROVISION_WEBHOOK")]
+    pub provision_webhook: Option<String>,
+
+    /// EDA webhook (or event stream) URL for deprovisioning.
+    #[arg(long, env = "CLOUDKIT_COMPUTE_INSTANCE_DEPROVISION_WEBHOOK")]
+    pub deprovision_webhook: Option<String>,
+
+    /// Bearer token for the EDA webhook.
+    #[arg(long, env = "CLOUDKIT_EDA_TOKEN", hide_env_values = true)]
+    pub eda_token: Option<String>,
+
+    /// HMAC-SHA256 secret for the EDA webhook (`X-Hub-Signature-256`).
+    #[arg(long, env = "CLOUDKIT_EDA_HMAC_SECRET", hide_env_values = true)]
+    pub eda_hmac_secret: Option<String>,
+
+    /// How long an EDA job may show no sign of progress before it fails.
+    #[arg(long, env = "CLOUDKIT_EDA_DEADLINE", default_value = "30m")]
+    pub eda_deadline: String,
+
+    /// Job history kept per instance (invalid → 10).
+    #[arg(long, env = "CLOUDKIT_MAX_JOB_HISTORY")]
+    pub max_job_history: Option<String>,
+
+    /// Only watch this namespace (default: all namespaces).
+    #[arg(long, env = "CLOUDKIT_COMPUTE_INSTANCE_NAMESPACE")]
+    pub namespace: Option<String>,
+
+    /// First retry delay after a failed job; doubles up to --retry-max.
+    #[arg(long, env = "CLOUDKIT_RETRY_BASE", default_value = "10s")]
+    pub retry_base: String,
+
+    /// Longest retry delay.
+    #[arg(long, env = "CLOUDKIT_RETRY_MAX", default_value = "10m")]
+    pub retry_max: String,
+
+    /// How long a cancel may stay unconfirmed before it is reported and sent again.
+    #[arg(long, env = "CLOUDKIT_CANCEL_DEADLINE", default_value = "2m")]
+    pub cancel_deadline: String,
+
+    /// How long a restart may take until a new VMI runs.
+    #[arg(long, env = "CLOUDKIT_RESTART_DEADLINE", default_value = "5m")]
+    pub restart_deadline: String,
+
+    /// Failed deprovisions after which policy Proceed lets deletion finish.
+    #[arg(long, env = "CLOUDKIT_DEPROVISION_ATTEMPTS", default_value_t = 3)]
+    pub deprovision_attempts: u32,
+
+    /// AAP / EDA request timeout.
+    #[arg(long, env = "CLOUDKIT_HTTP_TIMEOUT", default_value = "30s")]
+    pub http_timeout: String,
+
+    /// Address of the health and metrics server.
+    #[arg(long, env = "CLOUDKIT_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    pub metrics_addr: String,
+
+    /// Log filter (tracing env-filter syntax).
+    #[arg(long, env = "CLOUDKIT_LOG", default_value = "info")]
+    pub log: String,
+}
+
+/// Validated settings.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub policy: Policy,
+    pub aap: Option<AapSettings>,
+    pub eda: Option<EdaSettings>,
+    pub eda_deadline: Duration,
+    pub namespace: Option<String>,
+    pub http_timeout: Duration,
+    pub metrics_addr: std::net::SocketAddr,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct AapSettings {
+    pub url: String,
+    pub token: AapToken,
+    pub ca_file: Option<PathBuf>,
+    pub insecure: bool,
+    pub organization: Option<String>,
+    pub provision_template: String,
+    pub deprovision_template: String,
+}
+
+/// Where the AAP token comes from; `Debug` never shows it.
+#[derive(Clone)]
+pub enum AapToken {
+    Value(String),
+    File(PathBuf),
+}
+
+impl std::fmt::Debug for AapToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Value(_) => f.write_str("Value(***)"),
+            Self::File(p) => write!(f, "File({})", p.display()),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct EdaSettings {
+    pub provision_url: String,
+    pub deprovision_url: String,
+    pub token: Option<String>,
+    pub hmac_secret: Option<String>,
+}
+
+impl std::fmt::Debug for EdaSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EdaSettings")
+            .field("provision_url", &self.provision_url)
+            .field("deprovision_url", &self.deprovision_url)
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .field("hmac_secret", &self.hmac_secret.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
+/// One bad setting, named with its variable and flag.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+fn duration(name: &str, flag: &str, raw: &str) -> Result<Duration, ConfigError> {
+    parse_duration(raw).map_err(|_| {
+        ConfigError(format!(
+            "{name} (--{flag}) = {raw:?} is not a duration: use e.g. 30s, 5m or 1h"
+        ))
+    })
+}
+
+fn required(value: &Option<String>, name: &str, flag: &str, why: &str) -> Result<String, ConfigError> {
+    value
+        .clone()
+        .filter(|v| !v.trim().is_empty())
+        .ok_or_else(|| ConfigError(format!("{name} (--{flag}) is required {why}")))
+}
+
+fn url(name: &str, flag: &str, raw: String) -> Result<String, ConfigError> {
+    match reqwest::Url::parse(&raw) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(raw.trim_end_matches('/').to_string()),
+        _ => Err(ConfigError(format!(
+            "{name} (--{flag}) = {raw:?} is not an http(s) URL"
+        ))),
+    }
+}
+
+impl Args {
+    /// Checks every value; the first problem is returned as one line naming the fix.
+    pub fn settings(&self) -> Result<Settings, ConfigError> {
+        let mut warnings = Vec::new();
+        let provider = match self.provider.trim().to_ascii_lowercase().as_str() {
+            "aap" => ProviderKind::Aap,
+            "eda" => ProviderKind::Eda,
+            other => {
+                return Err(ConfigError(format!(
+                    "CLOUDKIT_PROVISIONING_PROVIDER (--provider) = {other:?}: use `aap` or `eda`"
+                )));
+            }
+        };
+        let history = parse_max_job_history(self.max_job_history.as_deref());
+        warnings.extend(history.warning);
+
+        let aap_wanted = provider == ProviderKind::Aap || self.aap_url.is_some();
+        let aap = if aap_wanted {
+            let why = "when the provider is aap";
+            let url = url(
+                "CLOUDKIT_AAP_URL",
+                "aap-url",
+                required(&self.aap_url, "CLOUDKIT_AAP_URL", "aap-url", why)?,
+            )?;
+            let token = match (&self.aap_token, &self.aap_token_file) {
+                (_, Some(file)) => AapToken::File(file.clone()),
+                (Some(t), None) if !t.trim().is_empty() => AapToken::Value(t.trim().to_string()),
+                _ => {
+                    return Err(ConfigError(
+                        "CLOUDKIT_AAP_TOKEN_FILE (--aap-token-file) or CLOUDKIT_AAP_TOKEN is required when the provider is aap".into(),
+                    ));
+                }
+            };
+            Some(AapSettings {
+                url,
+                token,
+                ca_file: self.aap_ca_file.clone(),
+                insecure: self.aap_insecure_skip_tls_verify,
+                organization: self.aap_organization.clone(),
+                provision_template: required(
+                    &self.aap_provision_template,
+                    "CLOUDKIT_AAP_PROVISION_TEMPLATE",
+                    "aap-provision-template",
+                    why,
+                )?,
+                deprovision_template: required(
+                    &self.aap_deprovision_template,
+                    "CLOUDKIT_AAP_DEPROVISION_TEMPLATE",
+                    "aap-deprovision-template",
+                    why,
+                )?,
+            })
+        } else {
+            None
+        };
+
+        let eda_wanted = provider == ProviderKind::Eda || self.provision_webhook.is_some();
+        let eda = if eda_wanted {
+            let why = "when the provider is eda";
+            Some(EdaSettings {
+                provision_url: url(
+                    "CLOUDKIT_COMPUTE_INSTANCE_PROVISION_WEBHOOK",
+                    "provision-webhook",
+                    required(
+                        &self.provision_webhook,
+                        "CLOUDKIT_COMPUTE_INSTANCE_PROVISION_WEBHOOK",
+                        "provision-webhook",
+                        why,
+                    )?,
+                )?,
+                deprovision_url: url(
+                    "CLOUDKIT_COMPUTE_INSTANCE_DEPROVISION_WEBHOOK",
+                    "deprovision-webhook",
+                    required(
+                        &self.deprovision_webhook,
+                        "CLOUDKIT_COMPUTE_INSTANCE_DEPROVISION_WEBHOOK",
+                        "deprovision-webhook",
+                        why,
+                    )?,
+                )?,
+                token: self.eda_token.clone().filter(|t| !t.is_empty()),
+                hmac_secret: self.eda_hmac_secret.clone().filter(|t| !t.is_empty()),
+            })
+        } else {
+            None
+        };
+
+        let retry_base = duration("CLOUDKIT_RETRY_BASE", "retry-base", &self.retry_base)?;
+        let retry_max = duration("CLOUDKIT_RETRY_MAX", "retry-max", &self.retry_max)?;
+        if retry_max < retry_base {
+            return Err(ConfigError(format!(
+                "CLOUDKIT_RETRY_MAX ({}) is shorter than CLOUDKIT_RETRY_BASE ({}): raise it",
+                self.retry_max, self.retry_base
+            )));
+        }
+        let metrics_addr = self.metrics_addr.parse().map_err(|_| {
+            ConfigError(format!(
+                "CLOUDKIT_METRICS_ADDR (--metrics-addr) = {:?} is not host:port, e.g. 0.0.0.0:8080",
+                self.metrics_addr
+            ))
+        })?;
+        let policy = Policy {
+            provider,
+            max_history: history.limit,
+            poll_interval: duration(
+                "CLOUDKIT_AAP_STATUS_POLL_INTERVAL",
+                "poll-interval",
+                &self.poll_interval,
+            )?,
+            retry_base,
+            retry_max,
+            cancel_deadline: duration("CLOUDKIT_CANCEL_DEADLINE", "cancel-deadline", &self.cancel_deadline)?,
+            restart_deadline: duration(
+                "CLOUDKIT_RESTART_DEADLINE",
+                "restart-deadline",
+                &self.restart_deadline,
+            )?,
+            deprovision_attempts: self.deprovision_attempts.max(1),
+        };
+        Ok(Settings {
+            policy,
+            aap,
+            eda,
+            eda_deadline: duration("CLOUDKIT_EDA_DEADLINE", "eda-deadline", &self.eda_deadline)?,
+            namespace: self.namespace.clone().filter(|n| !n.is_empty()),
+            http_timeout: duration("CLOUDKIT_HTTP_TIMEOUT", "http-timeout", &self.http_timeout)?,
+            metrics_addr,
+            warnings,
+        })
+    }
+}

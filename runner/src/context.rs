@@ -1,0 +1,33 @@
+//! What every reconcile shares.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+use cloudkit_shared::ComputeInstance;
+use kube::api::DynamicObject;
+use kube::runtime::events::Recorder;
+use kube::runtime::reflector::Store;
+
+use crate::aap::AapClient;
+use crate::config::Settings;
+use crate::eda::EdaClient;
+use crate::poller::JobCache;
+
+pub struct Context {
+    pub client: kube::Client,
+    pub settings: Settings,
+    pub aap: Option<std::sync::Arc<AapClient>>,
+    pub eda: Option<EdaClient>,
+    pub recorder: Recorder,
+    pub instances: Store<ComputeInstance>,
+    pub vms: Store<DynamicObject>,
+    pub vmis: Store<DynamicObject>,
+    /// Latest AAP job states, filled by the poller (one list request per tick for all jobs).
+    pub aap_jobs: JobCache,
+    /// Intents this process recorded and has not launched: no need to look them up in AAP.
+    pub fresh_intents: Mutex<HashSet<String>>,
+    /// resourceVersion of this process's last status write per instance UID, so a stale
+    /// cache entry is never planned on (it could re-record an intent already launched).
+    pub written: Mutex<HashMap<String, u64>>,
+    pub metrics: crate::metrics::Metrics,
+}

@@ -1,0 +1,219 @@
+//! The kube-runtime Controller: observe → plan → act → write status once.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cloudkit_shared::names::{FINALIZER, INSTANCE_LABEL};
+use cloudkit_shared::plan::plan;
+use cloudkit_shared::{ComputeInstance, ComputeInstanceStatus};
+use futures::StreamExt;
+use futures::channel::mpsc;
+use kube::api::{Api, DynamicObject};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::Recorder;
+use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::ResourceExt;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use crate::aap::AapClient;
+use crate::config::Settings;
+use crate::context::Context;
+use crate::eda::EdaClient;
+use crate::error::Error;
+use crate::kubevirt::{vm_resource, vmi_resource};
+use crate::metrics::Metrics;
+use crate::{act, observe, poller, status};
+
+/// One reconcile of one instance.
+pub async fn reconcile(ci: Arc<ComputeInstance>, ctx: Arc<Context>) -> Result<Action, Error> {
+    ctx.metrics.reconciles.inc();
+    let started = Instant::now();
+    if is_stale(&ci, &ctx) {
+        // Our own newer status write has not reached the cache yet; planning on the old
+        // copy could record an intent twice.
+        return Ok(Action::requeue(Duration::from_millis(200)));
+    }
+    let api: Api<ComputeInstance> =
+        Api::namespaced(ctx.client.clone(), &ci.namespace().unwrap_or_default());
+    let result = finalizer(&api, FINALIZER, ci, |event| async {
+        match event {
+            FinalizerEvent::Apply(ci) | FinalizerEvent::Cleanup(ci) => step(ci, &api, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    ctx.metrics
+        .reconcile_seconds
+        .observe(started.elapsed().as_secs_f64());
+    result
+}
+
+async fn step(ci: Arc<ComputeInstance>, api: &Api<ComputeInstance>, ctx: &Context) -> Result<Action, Error> {
+    let observed = observe::observe(&ci, ctx).await;
+    let mut plan = plan(&ci, &observed, &ctx.settings.policy);
+    act::perform(&ci, &mut plan, ctx).await;
+    let before = ci.status.clone().unwrap_or_default();
+    if plan.status != before {
+        let written = status::write(api, &ci, &plan.status).await?;
+        ctx.metrics.status_writes.inc();
+        remember_write(ctx, &written, &before, &plan.status);
+    }
+    let requeue = plan.requeue_after;
+    if ci.metadata.deletion_timestamp.is_some() {
+        if plan.release_finalizer {
+            info!(instance = %ci.name_any(), "deletion finished; releasing the finalizer");
+            return Ok(Action::await_change());
+        }
+        return Err(Error::DeletionInProgress(requeue.unwrap_or(Duration::from_secs(5))));
+    }
+    Ok(requeue.map_or_else(Action::await_change, Action::requeue))
+}
+
+fn is_stale(ci: &ComputeInstance, ctx: &Context) -> bool {
+    let (Some(uid), Some(rv)) = (ci.uid(), ci.resource_version()) else {
+        return false;
+    };
+    let written = ctx.written.lock().unwrap_or_else(|e| e.into_inner());
+    match (written.get(&uid), rv.parse::<u64>()) {
+        (Some(last), Ok(rv)) => rv < *last,
+        _ => false,
+    }
+}
+
+fn remember_write(
+    ctx: &Context,
+    written: &ComputeInstance,
+    before: &ComputeInstanceStatus,
+    after: &ComputeInstanceStatus,
+) {
+    if let (Some(uid), Some(rv)) = (written.uid(), written.resource_version())
+        && let Ok(rv) = rv.parse::<u64>()
+    {
+        ctx.written
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(uid, rv);
+    }
+    // Intents recorded by this write are known not to be launched yet.
+    let mut fresh = ctx.fresh_intents.lock().unwrap_or_else(|e| e.into_inner());
+    for job in after.jobs.iter().filter(|j| j.job_id.is_none() && j.state.is_active()) {
+        if !before.jobs.iter().any(|b| b.correlation_key == job.correlation_key) {
+            fresh.insert(job.correlation_key.clone());
+        }
+    }
+}
+
+pub fn error_policy(ci: Arc<ComputeInstance>, err: &Error, ctx: Arc<Context>) -> Action {
+    if err.is_failure() {
+        ctx.metrics.reconcile_errors.inc();
+        warn!(instance = %ci.name_any(), namespace = ci.namespace().unwrap_or_default(), error = %err, "reconcile failed");
+    } else {
+        debug!(instance = %ci.name_any(), "{err}");
+    }
+    Action::requeue(err.requeue_after())
+}
+
+/// Builds the provider clients from validated settings.
+pub fn clients(settings: &Settings) -> Result<(Option<AapClient>, Option<EdaClient>), Error> {
+    let aap = match &settings.aap {
+        Some(a) => Some(crate::aap::client_from_settings(a, settings.http_timeout).map_err(|e| Error::Config(e.to_string()))?),
+        None => None,
+    };
+    let eda = match &settings.eda {
+        Some(e) => Some(EdaClient::new(e.clone(), settings.http_timeout).map_err(|e| Error::Config(e.to_string()))?),
+        None => None,
+    };
+    Ok((aap, eda))
+}
+
+/// Runs the controller until `shutdown` resolves.
+pub async fn run(
+    client: kube::Client,
+    settings: Settings,
+    metrics: Metrics,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) -> Result<(), Error> {
+    let (aap, eda) = clients(&settings)?;
+    let aap = aap.map(Arc::new);
+    let instances: Api<ComputeInstance> = match &settings.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let dynamic = |ar: &kube::api::ApiResource| -> Api<DynamicObject> {
+        match &settings.namespace {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, ar),
+            None => Api::all_with(client.clone(), ar),
+        }
+    };
+    let labelled = watcher::Config::default().labels(INSTANCE_LABEL);
+    let (vm_ar, vmi_ar) = (vm_resource(), vmi_resource());
+    let vm_writer = reflector::store::Writer::<DynamicObject>::new(vm_ar.clone());
+    let vmi_writer = reflector::store::Writer::<DynamicObject>::new(vmi_ar.clone());
+    let (vms, vmis) = (vm_writer.as_reader(), vmi_writer.as_reader());
+    let vm_stream = reflector::reflector(
+        vm_writer,
+        watcher(dynamic(&vm_ar), labelled.clone()).default_backoff(),
+    )
+    .applied_objects();
+    let vmi_stream =
+        reflector::reflector(vmi_writer, watcher(dynamic(&vmi_ar), labelled).default_backoff())
+            .applied_objects();
+    let controller = Controller::new(instances, watcher::Config::default().any_semantic());
+    let store = controller.store();
+    let (wake_tx, wake_rx) = mpsc::channel(1024);
+    let reporter = kube::runtime::events::Reporter {
+        controller: "cloudkit-runner".into(),
+        instance: std::env::var("POD_NAME").ok(),
+    };
+    let aap_jobs = poller::JobCache::default();
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        recorder: Recorder::new(client.clone(), reporter),
+        aap: aap.clone(),
+        eda,
+        instances: store.clone(),
+        vms: vms.clone(),
+        vmis: vmis.clone(),
+        aap_jobs: aap_jobs.clone(),
+        fresh_intents: Default::default(),
+        written: Default::default(),
+        metrics: metrics.clone(),
+        settings: settings.clone(),
+    });
+    if let Some(aap) = aap {
+        tokio::spawn(poller::run(aap, store.clone(), aap_jobs, wake_tx, settings.policy.poll_interval));
+    }
+    let ready = metrics.ready.clone();
+    let (s1, s2, s3) = (store.clone(), vms.clone(), vmis.clone());
+    tokio::spawn(async move {
+        let _ = futures::join!(s1.wait_until_ready(), s2.wait_until_ready(), s3.wait_until_ready());
+        ready.store(true, std::sync::atomic::Ordering::Relaxed);
+        info!("watch caches synced; ready");
+    });
+    let to_instance = |obj: DynamicObject| {
+        let name = obj.labels().get(INSTANCE_LABEL)?.clone();
+        Some(ObjectRef::<ComputeInstance>::new(&name).within(&obj.namespace()?))
+    };
+    info!(
+        provider = ?settings.policy.provider,
+        namespace = settings.namespace.as_deref().unwrap_or("<all>"),
+        "cloudkit-runner starting"
+    );
+    controller
+        .watches_stream_with(vm_stream, to_instance, vm_ar)
+        .watches_stream_with(vmi_stream, to_instance, vmi_ar)
+        .reconcile_on(wake_rx)
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                debug!(error = %e, "controller event");
+            }
+        })
+        .instrument(info_span!("controller"))
+        .await;
+    info!("cloudkit-runner stopped");
+    Ok(())
+}

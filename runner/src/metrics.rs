@@ -1,0 +1,83 @@
+//! Prometheus metrics (prometheus-client), served on `/metrics`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use cloudkit_shared::plan::Outcome;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: String,
+    pub reason: String,
+}
+
+#[derive(Clone)]
+pub struct Metrics {
+    pub registry: Arc<Registry>,
+    pub reconciles: Counter,
+    pub reconcile_errors: Counter,
+    pub status_writes: Counter,
+    pub reconcile_seconds: Histogram,
+    pub outcomes: Family<OutcomeLabels, Counter>,
+    /// Watch caches synced and leadership known.
+    pub ready: Arc<AtomicBool>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("cloudkit_runner");
+        let reconciles = Counter::default();
+        let reconcile_errors = Counter::default();
+        let status_writes = Counter::default();
+        let reconcile_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 14));
+        let outcomes = Family::<OutcomeLabels, Counter>::default();
+        registry.register("reconciles", "Reconciles run", reconciles.clone());
+        registry.register("reconcile_errors", "Reconciles that failed", reconcile_errors.clone());
+        registry.register("status_writes", "Status patches written", status_writes.clone());
+        registry.register("reconcile_duration_seconds", "Time per reconcile", reconcile_seconds.clone());
+        registry.register("effect_outcomes", "Results of launches, cancels and VMI deletions", outcomes.clone());
+        Self {
+            registry: Arc::new(registry),
+            reconciles,
+            reconcile_errors,
+            status_writes,
+            reconcile_seconds,
+            outcomes,
+            ready: Arc::new(AtomicBool::new(false)),
+        }
+    }
+}
+
+impl Metrics {
+    pub fn outcome(&self, outcome: &Outcome) {
+        let (name, reason) = match outcome {
+            Outcome::Launched { .. } => ("launched", String::new()),
+            Outcome::LaunchFailed { reason, .. } => ("launch_failed", reason.clone()),
+            Outcome::CancelFailed { .. } => ("cancel_failed", String::new()),
+            Outcome::VmiDeleted { .. } => ("vmi_deleted", String::new()),
+            Outcome::VmiDeleteFailed { .. } => ("vmi_delete_failed", String::new()),
+        };
+        self.outcomes
+            .get_or_create(&OutcomeLabels {
+                outcome: name.into(),
+                reason,
+            })
+            .inc();
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}

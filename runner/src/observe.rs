@@ -1,0 +1,150 @@
+//! Observe: gather what `plan` needs, from the watch caches, the AAP poll cache and, only for
+//! intents whose launch is uncertain, from AAP itself.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use cloudkit_shared::eda::{self as eda_signs, EdaSigns};
+use cloudkit_shared::jobs::{JobUpdate, next_eda_job_id};
+use cloudkit_shared::names::{AAP_FINALIZER, INSTANCE_LABEL, RECONCILED_CONFIG_VERSION_ANNOTATION};
+use cloudkit_shared::plan::{JobObservation, Observed};
+use cloudkit_shared::{ComputeInstance, JobEntry, JobProvider, JobType};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
+
+use crate::aap::{AapJob, AapJobKind};
+use crate::context::Context;
+use crate::kubevirt::{vm_info, vmi_info};
+use crate::poller::{Polled, aap_id};
+
+pub async fn observe(ci: &ComputeInstance, ctx: &Context) -> Observed {
+    let now = Timestamp::now();
+    let name = ci.name_any();
+    let namespace = ci.namespace().unwrap_or_default();
+    let reference_ns = ci
+        .status
+        .as_ref()
+        .and_then(|s| s.virtual_machine_reference.as_ref())
+        .map(|r| r.namespace.clone());
+    let vm = ctx.vms.state().into_iter().find(|vm| {
+        vm.labels().get(INSTANCE_LABEL) == Some(&name)
+            && (vm.namespace() == Some(namespace.clone()) || vm.namespace() == reference_ns)
+    });
+    let vmi = vm.as_ref().and_then(|vm| {
+        ctx.vmis
+            .state()
+            .into_iter()
+            .find(|vmi| vmi.name_any() == vm.name_any() && vmi.namespace() == vm.namespace())
+    });
+    let signs = EdaSigns {
+        aap_finalizer: ci.finalizers().iter().any(|f| f == AAP_FINALIZER),
+        reconciled_config_version: ci.annotations().get(RECONCILED_CONFIG_VERSION_ANNOTATION).cloned(),
+    };
+    let mut jobs = BTreeMap::new();
+    let history = ci.status.as_ref().map(|s| s.jobs.as_slice()).unwrap_or_default();
+    for job in history.iter().filter(|j| j.state.is_active()) {
+        let observation = match job.provider {
+            JobProvider::Kubevirt => None,
+            JobProvider::Eda => Some(eda_signs::observe(
+                job,
+                &signs,
+                now,
+                ctx.settings.eda_deadline,
+                &next_eda_job_id(history),
+            )),
+            JobProvider::Aap | JobProvider::AapWorkflow => observe_aap(job, ctx).await,
+        };
+        if let Some(o) = observation {
+            jobs.insert(job.correlation_key.clone(), o);
+        }
+    }
+    Observed {
+        now,
+        jobs,
+        vm: vm.as_deref().map(vm_info),
+        vmi: vmi.as_deref().map(vmi_info),
+        reconciled_config_version: signs.reconciled_config_version,
+        aap_finalizer: signs.aap_finalizer,
+    }
+}
+
+async fn observe_aap(job: &JobEntry, ctx: &Context) -> Option<JobObservation> {
+    if job.job_id.is_none() {
+        return Some(find_intent(job, ctx).await);
+    }
+    let (kind, id) = aap_id(job.provider, job.job_id.as_deref())?;
+    match ctx.aap_jobs.get(kind, id)? {
+        Polled::Job(j) => Some(seen(&j)),
+        Polled::Purged => Some(JobObservation::Missing {
+            message: "AAP answers 404 for it".into(),
+        }),
+    }
+}
+
+/// An intent was recorded; was it launched before the runner last stopped?
+async fn find_intent(job: &JobEntry, ctx: &Context) -> JobObservation {
+    if ctx
+        .fresh_intents
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .contains(&job.correlation_key)
+    {
+        return JobObservation::Missing {
+            message: "recorded by this runner, not launched yet".into(),
+        };
+    }
+    let (Some(aap), Some(settings)) = (&ctx.aap, &ctx.settings.aap) else {
+        return JobObservation::Unavailable {
+            message: "AAP is not configured (CLOUDKIT_AAP_URL); cannot look the launch up".into(),
+        };
+    };
+    let template = match job.job_type {
+        JobType::Deprovision => &settings.deprovision_template,
+        _ => &settings.provision_template,
+    };
+    // Launches happen after the intent is written; allow for clock skew with AAP.
+    let since = job
+        .timestamp
+        .0
+        .checked_sub(Duration::from_secs(300))
+        .unwrap_or(job.timestamp.0);
+    match aap.find_launch(template, &job.correlation_key, since).await {
+        Ok(Some(found)) => JobObservation::Seen {
+            job_id: found.id.to_string(),
+            provider: provider_of(found.kind),
+            update: JobUpdate {
+                state: job.state,
+                message: format!("found job {} launched before the runner restarted", found.id),
+                start_time: None,
+                finish_time: None,
+            },
+        },
+        Ok(None) => JobObservation::Missing {
+            message: "no AAP job carries its correlation key".into(),
+        },
+        Err(e) => JobObservation::Unavailable {
+            message: e.to_string(),
+        },
+    }
+}
+
+pub fn provider_of(kind: AapJobKind) -> JobProvider {
+    match kind {
+        AapJobKind::Job => JobProvider::Aap,
+        AapJobKind::Workflow => JobProvider::AapWorkflow,
+    }
+}
+
+fn seen(j: &AapJob) -> JobObservation {
+    JobObservation::Seen {
+        job_id: j.id.to_string(),
+        provider: provider_of(j.kind),
+        update: JobUpdate {
+            state: j.state,
+            message: j.message(),
+            start_time: j.started.map(Time),
+            finish_time: j.finished.map(Time),
+        },
+    }
+}

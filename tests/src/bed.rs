@@ -1,0 +1,190 @@
+//! A test bed: the real control plane, the AAP and KubeVirt simulators, and the real
+//! runner as a process, in a namespace of their own.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use cloudkit_shared::{ComputeInstance, ComputeInstanceSpec};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use tempfile::TempDir;
+
+use crate::aap_sim::{AapSimConfig, AapSimulator, DEFAULT_TOKEN, JobBehavior, Role, TemplateConfig};
+use crate::control_plane::ControlPlane;
+use crate::kubevirt_sim::KubevirtSimulator;
+use crate::runner_process::RunnerProcess;
+
+pub const PROVISION_TEMPLATE: &str = "cloudkit-create-compute-instance";
+pub const DEPROVISION_TEMPLATE: &str = "cloudkit-delete-compute-instance";
+pub const PROVISION_TEMPLATE_ID: u64 = 10;
+pub const DEPROVISION_TEMPLATE_ID: u64 = 11;
+
+pub struct Bed {
+    pub cp: &'static ControlPlane,
+    pub client: kube::Client,
+    pub namespace: String,
+    pub aap: AapSimulator,
+    pub kubevirt: KubevirtSimulator,
+    pub runner: Option<RunnerProcess>,
+    pub dir: TempDir,
+}
+
+/// The job behaviour tests want by default: quick, successful.
+pub fn quick_job() -> JobBehavior {
+    JobBehavior {
+        pending: Duration::from_millis(50),
+        waiting: Duration::from_millis(50),
+        running: Duration::from_millis(300),
+        cancel_delay: Duration::from_millis(300),
+        ..JobBehavior::default()
+    }
+}
+
+impl Bed {
+    /// Everything but the runner, on the shared control plane, in a fresh namespace.
+    pub async fn without_runner(prefix: &str) -> anyhow::Result<Self> {
+        let cp = ControlPlane::shared().await?;
+        let client = cp.client().await?;
+        let namespace = cp.test_namespace(prefix).await?;
+        let mut provision = TemplateConfig::job(PROVISION_TEMPLATE_ID, PROVISION_TEMPLATE);
+        provision.role = Some(Role::Provision);
+        provision.behavior = quick_job();
+        let mut deprovision = TemplateConfig::job(DEPROVISION_TEMPLATE_ID, DEPROVISION_TEMPLATE);
+        deprovision.role = Some(Role::Deprovision);
+        deprovision.behavior = quick_job();
+        let aap = AapSimulator::start(AapSimConfig {
+            templates: vec![provision, deprovision],
+            kube: Some(client.clone()),
+            ..AapSimConfig::default()
+        })
+        .await?;
+        let kubevirt =
+            KubevirtSimulator::start(client.clone(), Some(namespace.clone()), Duration::from_millis(300));
+        Ok(Self {
+            cp,
+            client,
+            namespace,
+            aap,
+            kubevirt,
+            runner: None,
+            dir: tempfile::tempdir()?,
+        })
+    }
+
+    /// Everything, with the runner started.
+    pub async fn start(prefix: &str) -> anyhow::Result<Self> {
+        let mut bed = Self::without_runner(prefix).await?;
+        bed.start_runner(Vec::new())?;
+        Ok(bed)
+    }
+
+    /// The runner's configuration for this bed; `extra` overrides.
+    pub fn runner_env(&self, extra: Vec<(String, String)>) -> Vec<(String, String)> {
+        let token_file = self.dir.path().join("aap-token");
+        let _ = std::fs::write(&token_file, DEFAULT_TOKEN);
+        let mut env: Vec<(String, String)> = [
+            ("CLOUDKIT_PROVISIONING_PROVIDER", "aap".to_string()),
+            ("CLOUDKIT_AAP_URL", self.aap.base_url()),
+            ("CLOUDKIT_AAP_TOKEN_FILE", token_file.display().to_string()),
+            ("CLOUDKIT_AAP_PROVISION_TEMPLATE", PROVISION_TEMPLATE.into()),
+            ("CLOUDKIT_AAP_DEPROVISION_TEMPLATE", DEPROVISION_TEMPLATE.into()),
+            ("CLOUDKIT_AAP_STATUS_POLL_INTERVAL", "300ms".into()),
+            ("CLOUDKIT_COMPUTE_INSTANCE_NAMESPACE", self.namespace.clone()),
+            ("CLOUDKIT_RETRY_BASE", "1s".into()),
+            ("CLOUDKIT_RETRY_MAX", "4s".into()),
+            ("CLOUDKIT_CANCEL_DEADLINE", "10s".into()),
+            ("CLOUDKIT_RESTART_DEADLINE", "20s".into()),
+            ("CLOUDKIT_HTTP_TIMEOUT", "5s".into()),
+            ("CLOUDKIT_METRICS_ADDR", "127.0.0.1:0".into()),
+            ("CLOUDKIT_LOG", "info,cloudkit_runner=debug".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        for (k, v) in extra {
+            env.retain(|(key, _)| *key != k);
+            env.push((k, v));
+        }
+        env
+    }
+
+    pub fn start_runner(&mut self, extra: Vec<(String, String)>) -> anyhow::Result<()> {
+        let env = self.runner_env(extra);
+        let log = self.dir.path().join(format!("runner-{}.log", self.namespace));
+        self.runner = Some(RunnerProcess::start(self.cp.kubeconfig_path(), env, log)?);
+        Ok(())
+    }
+
+    pub fn runner(&mut self) -> &mut RunnerProcess {
+        self.runner.as_mut().expect("the runner was started")
+    }
+
+    pub fn runner_logs(&self) -> String {
+        self.runner.as_ref().map(RunnerProcess::logs).unwrap_or_default()
+    }
+
+    pub fn instances(&self) -> Api<ComputeInstance> {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    pub async fn create(&self, name: &str, spec: ComputeInstanceSpec) -> anyhow::Result<ComputeInstance> {
+        let ci = ComputeInstance::new(name, spec);
+        Ok(self.instances().create(&PostParams::default(), &ci).await?)
+    }
+
+    pub async fn create_default(&self, name: &str) -> anyhow::Result<ComputeInstance> {
+        self.create(
+            name,
+            ComputeInstanceSpec {
+                template_id: "osac.templates.ocp_small".into(),
+                ..Default::default()
+            },
+        )
+        .await
+    }
+
+    /// Merge-patches the spec, as a user would.
+    pub async fn patch_spec(&self, name: &str, spec: serde_json::Value) -> anyhow::Result<()> {
+        let patch = serde_json::json!({ "spec": spec });
+        self.instances()
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+        Ok(())
+    }
+
+    pub async fn delete(&self, name: &str) -> anyhow::Result<()> {
+        self.instances().delete(name, &DeleteParams::default()).await?;
+        Ok(())
+    }
+
+    /// Waits until `check` holds for the instance (None = it is gone), or fails with the
+    /// instance and the runner's log tail, so a failure says what happened.
+    pub async fn wait_for(
+        &self,
+        name: &str,
+        what: &str,
+        timeout: Duration,
+        check: impl Fn(Option<&ComputeInstance>) -> bool,
+    ) -> anyhow::Result<Option<ComputeInstance>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let current = self.instances().get_opt(name).await?;
+            if check(current.as_ref()) {
+                return Ok(current);
+            }
+            if Instant::now() > deadline {
+                let logs = self.runner_logs();
+                let tail: Vec<&str> = logs.lines().rev().take(40).collect();
+                anyhow::bail!(
+                    "timed out after {timeout:?} waiting for {name}: {what}\ninstance: {}\nrunner log (newest first):\n{}",
+                    serde_json::to_string_pretty(&current).unwrap_or_default(),
+                    tail.join("\n")
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub fn log_dir(&self) -> PathBuf {
+        self.dir.path().to_path_buf()
+    }
+}
