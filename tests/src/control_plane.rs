@@ -17,8 +17,13 @@
 //! let ns = cp.test_namespace("restart").await?;
 //! let alice = cp.client_as("alice").await?; // no roles: 403 everywhere
 //! let kubeconfig = cp.kubeconfig_for("alice")?; // for kubectl and the plugin
+//! # let _ = (client, ns, alice, kubeconfig);
 //! # Ok(()) }
 //! ```
+//!
+//! Identities are client certificates signed by the control plane's client CA (CN =
+//! user, O = group), minted on demand: any user name works, with at most one group.
+//! The administrator is [`ADMIN_USER`] in `system:masters`.
 //!
 //! Cache: `$CLOUDKIT_TESTBED_CACHE`, else `$XDG_CACHE_HOME/cloudkit-testbed`, else
 //! `~/.cache/cloudkit-testbed`; binaries go into a directory named for the versions.
