@@ -2,6 +2,8 @@
 //! launch lost in a crash, poll many jobs with one request, cancel once.
 
 mod client;
+#[cfg(test)]
+mod client_tests;
 mod config;
 mod error;
 mod token;
