@@ -322,7 +322,8 @@ impl AapClient {
     // ---- jobs -----------------------------------------------------------------------
 
     /// The state of many jobs: one list request per kind and per [`MAX_PAGE_SIZE`] ids
-    /// (`/jobs/?id__in=...`). A job missing from the answer was purged.
+    /// (`/jobs/?id__in=...`). A job missing from the answer was purged. Any failed
+    /// request fails the whole poll: the caller keeps what it knew and asks again.
     pub async fn poll(
         &self,
         jobs: &[(AapJobKind, u64)],
