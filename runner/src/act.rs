@@ -10,11 +10,10 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
 
-use crate::aap::CancelOutcome;
+use crate::aap::{AapError, CancelOutcome};
 use crate::context::Context;
 use crate::eda::EdaAction;
 use crate::kubevirt::vmi_resource;
-use crate::observe::provider_of;
 use crate::poller::aap_id;
 
 /// Performs every effect of `plan` and folds the outcomes into `plan.status`.
@@ -90,7 +89,8 @@ async fn launch(
             let (Some(aap), Some(settings)) = (&ctx.aap, &ctx.settings.aap) else {
                 return failed(
                     cloudkit_shared::reasons::LAUNCH_REJECTED,
-                    "AAP is not configured: set CLOUDKIT_AAP_URL, the token and the templates".into(),
+                    "AAP is not configured: set CLOUDKIT_AAP_URL, the token and the templates"
+                        .into(),
                     true,
                 );
             };
@@ -108,11 +108,17 @@ async fn launch(
                     Outcome::Launched {
                         key,
                         job_id: l.id.to_string(),
-                        provider: provider_of(l.kind),
+                        provider: l.kind.provider(),
                     }
                 }
                 Err(e) => {
                     warn!(instance = %ci.name_any(), %job_type, error = %e, "AAP launch failed");
+                    if let AapError::VariablesIgnored { job, .. } = &e {
+                        // The job exists and would run without our variables: stop it.
+                        if let Err(cancel) = aap.cancel(job.kind, job.id).await {
+                            warn!(job = job.id, error = %cancel, "could not cancel the job AAP launched without our variables");
+                        }
+                    }
                     failed(e.reason(), e.to_string(), e.is_permanent())
                 }
             }
@@ -141,7 +147,12 @@ async fn launch(
     }
 }
 
-async fn cancel(ctx: &Context, key: String, job_id: &str, provider: JobProvider) -> Option<Outcome> {
+async fn cancel(
+    ctx: &Context,
+    key: String,
+    job_id: &str,
+    provider: JobProvider,
+) -> Option<Outcome> {
     let Some((kind, id)) = aap_id(provider, Some(job_id)) else {
         return Some(Outcome::CancelFailed {
             key,
@@ -168,7 +179,8 @@ async fn cancel(ctx: &Context, key: String, job_id: &str, provider: JobProvider)
 }
 
 async fn delete_vmi(ctx: &Context, key: String, namespace: &str, name: &str, uid: &str) -> Outcome {
-    let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), namespace, &vmi_resource());
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(ctx.client.clone(), namespace, &vmi_resource());
     let params = DeleteParams {
         preconditions: Some(Preconditions {
             uid: Some(uid.to_string()),

@@ -185,7 +185,12 @@ fn duration(name: &str, flag: &str, raw: &str) -> Result<Duration, ConfigError> 
     })
 }
 
-fn required(value: &Option<String>, name: &str, flag: &str, why: &str) -> Result<String, ConfigError> {
+fn required(
+    value: &Option<String>,
+    name: &str,
+    flag: &str,
+    why: &str,
+) -> Result<String, ConfigError> {
     value
         .clone()
         .filter(|v| !v.trim().is_empty())
@@ -194,7 +199,9 @@ fn required(value: &Option<String>, name: &str, flag: &str, why: &str) -> Result
 
 fn url(name: &str, flag: &str, raw: String) -> Result<String, ConfigError> {
     match reqwest::Url::parse(&raw) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(raw.trim_end_matches('/').to_string()),
+        Ok(u) if matches!(u.scheme(), "http" | "https") => {
+            Ok(raw.trim_end_matches('/').to_string())
+        }
         _ => Err(ConfigError(format!(
             "{name} (--{flag}) = {raw:?} is not an http(s) URL"
         ))),
@@ -312,7 +319,11 @@ impl Args {
             )?,
             retry_base,
             retry_max,
-            cancel_deadline: duration("CLOUDKIT_CANCEL_DEADLINE", "cancel-deadline", &self.cancel_deadline)?,
+            cancel_deadline: duration(
+                "CLOUDKIT_CANCEL_DEADLINE",
+                "cancel-deadline",
+                &self.cancel_deadline,
+            )?,
             restart_deadline: duration(
                 "CLOUDKIT_RESTART_DEADLINE",
                 "restart-deadline",

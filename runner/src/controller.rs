@@ -8,13 +8,13 @@ use cloudkit_shared::plan::plan;
 use cloudkit_shared::{ComputeInstance, ComputeInstanceStatus};
 use futures::StreamExt;
 use futures::channel::mpsc;
+use kube::ResourceExt;
 use kube::api::{Api, DynamicObject};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::Recorder;
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::ResourceExt;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::aap::AapClient;
@@ -50,7 +50,11 @@ pub async fn reconcile(ci: Arc<ComputeInstance>, ctx: Arc<Context>) -> Result<Ac
     result
 }
 
-async fn step(ci: Arc<ComputeInstance>, api: &Api<ComputeInstance>, ctx: &Context) -> Result<Action, Error> {
+async fn step(
+    ci: Arc<ComputeInstance>,
+    api: &Api<ComputeInstance>,
+    ctx: &Context,
+) -> Result<Action, Error> {
     let observed = observe::observe(&ci, ctx).await;
     let mut plan = plan(&ci, &observed, &ctx.settings.policy);
     act::perform(&ci, &mut plan, ctx).await;
@@ -66,7 +70,9 @@ async fn step(ci: Arc<ComputeInstance>, api: &Api<ComputeInstance>, ctx: &Contex
             info!(instance = %ci.name_any(), "deletion finished; releasing the finalizer");
             return Ok(Action::await_change());
         }
-        return Err(Error::DeletionInProgress(requeue.unwrap_or(Duration::from_secs(5))));
+        return Err(Error::DeletionInProgress(
+            requeue.unwrap_or(Duration::from_secs(5)),
+        ));
     }
     Ok(requeue.map_or_else(Action::await_change, Action::requeue))
 }
@@ -98,8 +104,16 @@ fn remember_write(
     }
     // Intents recorded by this write are known not to be launched yet.
     let mut fresh = ctx.fresh_intents.lock().unwrap_or_else(|e| e.into_inner());
-    for job in after.jobs.iter().filter(|j| j.job_id.is_none() && j.state.is_active()) {
-        if !before.jobs.iter().any(|b| b.correlation_key == job.correlation_key) {
+    for job in after
+        .jobs
+        .iter()
+        .filter(|j| j.job_id.is_none() && j.state.is_active())
+    {
+        if !before
+            .jobs
+            .iter()
+            .any(|b| b.correlation_key == job.correlation_key)
+        {
             fresh.insert(job.correlation_key.clone());
         }
     }
@@ -118,11 +132,17 @@ pub fn error_policy(ci: Arc<ComputeInstance>, err: &Error, ctx: Arc<Context>) ->
 /// Builds the provider clients from validated settings.
 pub fn clients(settings: &Settings) -> Result<(Option<AapClient>, Option<EdaClient>), Error> {
     let aap = match &settings.aap {
-        Some(a) => Some(crate::aap::client_from_settings(a, settings.http_timeout).map_err(|e| Error::Config(e.to_string()))?),
+        Some(a) => Some(
+            crate::aap::client_from_settings(a, settings.http_timeout)
+                .map_err(|e| Error::Config(e.to_string()))?,
+        ),
         None => None,
     };
     let eda = match &settings.eda {
-        Some(e) => Some(EdaClient::new(e.clone(), settings.http_timeout).map_err(|e| Error::Config(e.to_string()))?),
+        Some(e) => Some(
+            EdaClient::new(e.clone(), settings.http_timeout)
+                .map_err(|e| Error::Config(e.to_string()))?,
+        ),
         None => None,
     };
     Ok((aap, eda))
@@ -157,9 +177,11 @@ pub async fn run(
         watcher(dynamic(&vm_ar), labelled.clone()).default_backoff(),
     )
     .applied_objects();
-    let vmi_stream =
-        reflector::reflector(vmi_writer, watcher(dynamic(&vmi_ar), labelled).default_backoff())
-            .applied_objects();
+    let vmi_stream = reflector::reflector(
+        vmi_writer,
+        watcher(dynamic(&vmi_ar), labelled).default_backoff(),
+    )
+    .applied_objects();
     let controller = Controller::new(instances, watcher::Config::default().any_semantic());
     let store = controller.store();
     let (wake_tx, wake_rx) = mpsc::channel(1024);
@@ -183,12 +205,22 @@ pub async fn run(
         settings: settings.clone(),
     });
     if let Some(aap) = aap {
-        tokio::spawn(poller::run(aap, store.clone(), aap_jobs, wake_tx, settings.policy.poll_interval));
+        tokio::spawn(poller::run(
+            aap,
+            store.clone(),
+            aap_jobs,
+            wake_tx,
+            settings.policy.poll_interval,
+        ));
     }
     let ready = metrics.ready.clone();
     let (s1, s2, s3) = (store.clone(), vms.clone(), vmis.clone());
     tokio::spawn(async move {
-        let _ = futures::join!(s1.wait_until_ready(), s2.wait_until_ready(), s3.wait_until_ready());
+        let _ = futures::join!(
+            s1.wait_until_ready(),
+            s2.wait_until_ready(),
+            s3.wait_until_ready()
+        );
         ready.store(true, std::sync::atomic::Ordering::Relaxed);
         info!("watch caches synced; ready");
     });

@@ -63,7 +63,11 @@ impl EdaClient {
     }
 
     /// Sends `payload` (the whole resource) as the event body.
-    pub async fn send(&self, action: EdaAction, payload: &serde_json::Value) -> Result<(), EdaError> {
+    pub async fn send(
+        &self,
+        action: EdaAction,
+        payload: &serde_json::Value,
+    ) -> Result<(), EdaError> {
         let url = match action {
             EdaAction::Provision => &self.settings.provision_url,
             EdaAction::Deprovision => &self.settings.deprovision_url,
@@ -81,23 +85,31 @@ impl EdaClient {
         if let Some(secret) = &self.settings.hmac_secret {
             req = req.header("X-Hub-Signature-256", signature(secret, &body));
         }
-        let resp = req.body(body).send().await.map_err(|e| EdaError::Unreachable {
-            url: shown.clone(),
-            cause: if e.is_timeout() {
-                "timed out".into()
-            } else if e.is_connect() {
-                "connection refused or no route".into()
-            } else {
-                "request failed".into()
-            },
-        })?;
+        let resp = req
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| EdaError::Unreachable {
+                url: shown.clone(),
+                cause: if e.is_timeout() {
+                    "timed out".into()
+                } else if e.is_connect() {
+                    "connection refused or no route".into()
+                } else {
+                    "request failed".into()
+                },
+            })?;
         let status = resp.status().as_u16();
         if resp.status().is_success() {
             return Ok(());
         }
         let hint = match status {
-            400 => "the receiver did not accept the body as JSON (or a required auth header is missing)",
-            401 | 403 => "bad or missing credentials: check CLOUDKIT_EDA_TOKEN / CLOUDKIT_EDA_HMAC_SECRET",
+            400 => {
+                "the receiver did not accept the body as JSON (or a required auth header is missing)"
+            }
+            401 | 403 => {
+                "bad or missing credentials: check CLOUDKIT_EDA_TOKEN / CLOUDKIT_EDA_HMAC_SECRET"
+            }
             404 => "no such endpoint: check the webhook URL",
             405 => "method not allowed: usually a wrong URL (event streams end in /post/)",
             s if s >= 500 => "the EDA receiver failed; will retry",

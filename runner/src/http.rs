@@ -20,13 +20,19 @@ async fn readyz(State(m): State<Metrics>) -> impl IntoResponse {
     if m.is_ready() {
         (StatusCode::OK, "ready")
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready: watch caches syncing")
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: watch caches syncing",
+        )
     }
 }
 
 async fn metrics_text(State(m): State<Metrics>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         m.encode(),
     )
 }

@@ -1,8 +1,8 @@
 //! The KubeVirt objects the runner reads (VMs, VMIs) and the one it deletes (VMIs).
 
 use cloudkit_shared::plan::{VmInfo, VmiInfo};
-use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::ResourceExt;
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 
 pub fn vm_resource() -> ApiResource {
     ApiResource::from_gvk_with_plural(
@@ -21,8 +21,8 @@ pub fn vmi_resource() -> ApiResource {
 /// A VM whose run strategy keeps it stopped gets no new VMI after a delete.
 pub fn vm_info(vm: &DynamicObject) -> VmInfo {
     let spec = &vm.data["spec"];
-    let halted = spec["runStrategy"].as_str() == Some("Halted")
-        || spec["running"].as_bool() == Some(false);
+    let halted =
+        spec["runStrategy"].as_str() == Some("Halted") || spec["running"].as_bool() == Some(false);
     VmInfo {
         namespace: vm.namespace().unwrap_or_default(),
         name: vm.name_any(),

@@ -27,7 +27,9 @@ async fn main() {
     let client = match kube::Client::try_default().await {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("cloudkit-runner: cannot reach the Kubernetes API (in-cluster config or KUBECONFIG): {e}");
+            eprintln!(
+                "cloudkit-runner: cannot reach the Kubernetes API (in-cluster config or KUBECONFIG): {e}"
+            );
             std::process::exit(1);
         }
     };
@@ -41,7 +43,11 @@ async fn main() {
     let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
-    let server = tokio::spawn(http::serve(settings.metrics_addr, metrics.clone(), wait(stop_rx.clone())));
+    let server = tokio::spawn(http::serve(
+        settings.metrics_addr,
+        metrics.clone(),
+        wait(stop_rx.clone()),
+    ));
     let result = controller::run(client, settings, metrics, wait(stop_rx)).await;
     server.abort();
     if let Err(e) = result {

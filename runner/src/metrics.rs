@@ -37,10 +37,26 @@ impl Default for Metrics {
         let reconcile_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 14));
         let outcomes = Family::<OutcomeLabels, Counter>::default();
         registry.register("reconciles", "Reconciles run", reconciles.clone());
-        registry.register("reconcile_errors", "Reconciles that failed", reconcile_errors.clone());
-        registry.register("status_writes", "Status patches written", status_writes.clone());
-        registry.register("reconcile_duration_seconds", "Time per reconcile", reconcile_seconds.clone());
-        registry.register("effect_outcomes", "Results of launches, cancels and VMI deletions", outcomes.clone());
+        registry.register(
+            "reconcile_errors",
+            "Reconciles that failed",
+            reconcile_errors.clone(),
+        );
+        registry.register(
+            "status_writes",
+            "Status patches written",
+            status_writes.clone(),
+        );
+        registry.register(
+            "reconcile_duration_seconds",
+            "Time per reconcile",
+            reconcile_seconds.clone(),
+        );
+        registry.register(
+            "effect_outcomes",
+            "Results of launches, cancels and VMI deletions",
+            outcomes.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             reconciles,

@@ -13,7 +13,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 
-use crate::aap::{AapJob, AapJobKind};
+use crate::aap::AapJob;
 use crate::context::Context;
 use crate::kubevirt::{vm_info, vmi_info};
 use crate::poller::{Polled, aap_id};
@@ -39,10 +39,17 @@ pub async fn observe(ci: &ComputeInstance, ctx: &Context) -> Observed {
     });
     let signs = EdaSigns {
         aap_finalizer: ci.finalizers().iter().any(|f| f == AAP_FINALIZER),
-        reconciled_config_version: ci.annotations().get(RECONCILED_CONFIG_VERSION_ANNOTATION).cloned(),
+        reconciled_config_version: ci
+            .annotations()
+            .get(RECONCILED_CONFIG_VERSION_ANNOTATION)
+            .cloned(),
     };
     let mut jobs = BTreeMap::new();
-    let history = ci.status.as_ref().map(|s| s.jobs.as_slice()).unwrap_or_default();
+    let history = ci
+        .status
+        .as_ref()
+        .map(|s| s.jobs.as_slice())
+        .unwrap_or_default();
     for job in history.iter().filter(|j| j.state.is_active()) {
         let observation = match job.provider {
             JobProvider::Kubevirt => None,
@@ -112,10 +119,13 @@ async fn find_intent(job: &JobEntry, ctx: &Context) -> JobObservation {
     match aap.find_launch(template, &job.correlation_key, since).await {
         Ok(Some(found)) => JobObservation::Seen {
             job_id: found.id.to_string(),
-            provider: provider_of(found.kind),
+            provider: found.kind.provider(),
             update: JobUpdate {
                 state: job.state,
-                message: format!("found job {} launched before the runner restarted", found.id),
+                message: format!(
+                    "found job {} launched before the runner restarted",
+                    found.id
+                ),
                 start_time: None,
                 finish_time: None,
             },
@@ -129,17 +139,10 @@ async fn find_intent(job: &JobEntry, ctx: &Context) -> JobObservation {
     }
 }
 
-pub fn provider_of(kind: AapJobKind) -> JobProvider {
-    match kind {
-        AapJobKind::Job => JobProvider::Aap,
-        AapJobKind::Workflow => JobProvider::AapWorkflow,
-    }
-}
-
 fn seen(j: &AapJob) -> JobObservation {
     JobObservation::Seen {
         job_id: j.id.to_string(),
-        provider: provider_of(j.kind),
+        provider: j.kind.provider(),
         update: JobUpdate {
             state: j.state,
             message: j.message(),

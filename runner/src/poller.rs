@@ -46,22 +46,22 @@ impl JobCache {
 
 /// The AAP job kind and numeric id of a job entry, if it is an AAP job.
 pub fn aap_id(provider: JobProvider, job_id: Option<&str>) -> Option<(AapJobKind, u64)> {
-    let kind = match provider {
-        JobProvider::Aap => AapJobKind::Job,
-        JobProvider::AapWorkflow => AapJobKind::Workflow,
-        _ => return None,
-    };
-    Some((kind, job_id?.parse().ok()?))
+    Some((AapJobKind::from_provider(provider)?, job_id?.parse().ok()?))
 }
 
 /// In-flight AAP jobs of every instance in the store.
-pub fn in_flight(store: &Store<ComputeInstance>) -> HashMap<(AapJobKind, u64), Vec<ObjectRef<ComputeInstance>>> {
+pub fn in_flight(
+    store: &Store<ComputeInstance>,
+) -> HashMap<(AapJobKind, u64), Vec<ObjectRef<ComputeInstance>>> {
     let mut wanted: HashMap<_, Vec<_>> = HashMap::new();
     for ci in store.state() {
         let Some(status) = &ci.status else { continue };
         for job in status.jobs.iter().filter(|j| j.state.is_active()) {
             if let Some(id) = aap_id(job.provider, job.job_id.as_deref()) {
-                wanted.entry(id).or_default().push(ObjectRef::from_obj(ci.as_ref()));
+                wanted
+                    .entry(id)
+                    .or_default()
+                    .push(ObjectRef::from_obj(ci.as_ref()));
             }
         }
     }
@@ -93,7 +93,9 @@ pub async fn tick(
                 }
             }
         }
-        Err(e) => warn!(error = %e, jobs = wanted.len(), "polling AAP jobs failed; will retry next tick"),
+        Err(e) => {
+            warn!(error = %e, jobs = wanted.len(), "polling AAP jobs failed; will retry next tick")
+        }
     }
 }
 

@@ -22,16 +22,23 @@ pub fn signal(
     acknowledged: Option<Timestamp>,
     now: Timestamp,
 ) -> Signal {
-    let Some(requested) = requested else {
+    let Some(requested) = requested.map(whole_seconds) else {
         return Signal::Absent;
     };
+    let acknowledged = acknowledged.map(whole_seconds);
     if acknowledged.is_some_and(|ack| requested <= ack) {
         Signal::Done
-    } else if requested > now {
+    } else if requested > whole_seconds(now) {
         Signal::Scheduled(requested)
     } else {
         Signal::Due(requested)
     }
+}
+
+/// Kubernetes stores `metav1.Time` in whole seconds, so an acknowledgement written back
+/// loses a request's fraction; compare at that precision or a request is never done.
+pub fn whole_seconds(ts: Timestamp) -> Timestamp {
+    Timestamp::from_second(ts.as_second()).unwrap_or(ts)
 }
 
 /// Parse error for a user-supplied time.

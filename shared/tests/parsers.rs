@@ -63,6 +63,10 @@ fn signals_past_done_scheduled_due() {
     assert_eq!(signal(Some(past), Some(now), now), Signal::Done);
     assert_eq!(signal(Some(past), None, now), Signal::Due(past));
     assert_eq!(signal(Some(now), Some(past), now), Signal::Due(now));
+    // An acknowledgement stored in whole seconds still covers a request with a fraction.
+    let fraction = t("2026-11-22T09:00:00.634Z");
+    assert_eq!(signal(Some(fraction), Some(past), now), Signal::Done);
+    assert_eq!(signal(Some(fraction), None, now), Signal::Due(past));
     let future = t("2026-11-22T11:00:00Z");
     assert_eq!(
         signal(Some(future), Some(past), now),

@@ -481,3 +481,25 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn restart_request_with_a_fraction_of_a_second_is_acted_on_once() {
+    let mut w = World::provisioned();
+    // Users (and `date`) write sub-second times; Kubernetes stores acknowledgements in seconds.
+    let request =
+        k8s_openapi::jiff::Timestamp::from_millisecond(w.now.as_millisecond() - 366).unwrap();
+    w.ci.spec.restart_requested_at = Some(Time(request));
+    w.step();
+    w.step();
+    w.new_vmi();
+    for _ in 0..5 {
+        w.step();
+    }
+    assert_eq!(w.vmi_deletions, 1);
+    let restarts = w
+        .jobs()
+        .iter()
+        .filter(|j| j.job_type == JobType::Restart)
+        .count();
+    assert_eq!(restarts, 1);
+}

@@ -8,7 +8,9 @@ use cloudkit_shared::{ComputeInstance, ComputeInstanceSpec};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use tempfile::TempDir;
 
-use crate::aap_sim::{AapSimConfig, AapSimulator, DEFAULT_TOKEN, JobBehavior, Role, TemplateConfig};
+use crate::aap_sim::{
+    AapSimConfig, AapSimulator, DEFAULT_TOKEN, JobBehavior, Role, TemplateConfig,
+};
 use crate::control_plane::ControlPlane;
 use crate::kubevirt_sim::KubevirtSimulator;
 use crate::runner_process::RunnerProcess;
@@ -57,8 +59,11 @@ impl Bed {
             ..AapSimConfig::default()
         })
         .await?;
-        let kubevirt =
-            KubevirtSimulator::start(client.clone(), Some(namespace.clone()), Duration::from_millis(300));
+        let kubevirt = KubevirtSimulator::start(
+            client.clone(),
+            Some(namespace.clone()),
+            Duration::from_millis(300),
+        );
         Ok(Self {
             cp,
             client,
@@ -86,9 +91,15 @@ impl Bed {
             ("CLOUDKIT_AAP_URL", self.aap.base_url()),
             ("CLOUDKIT_AAP_TOKEN_FILE", token_file.display().to_string()),
             ("CLOUDKIT_AAP_PROVISION_TEMPLATE", PROVISION_TEMPLATE.into()),
-            ("CLOUDKIT_AAP_DEPROVISION_TEMPLATE", DEPROVISION_TEMPLATE.into()),
+            (
+                "CLOUDKIT_AAP_DEPROVISION_TEMPLATE",
+                DEPROVISION_TEMPLATE.into(),
+            ),
             ("CLOUDKIT_AAP_STATUS_POLL_INTERVAL", "300ms".into()),
-            ("CLOUDKIT_COMPUTE_INSTANCE_NAMESPACE", self.namespace.clone()),
+            (
+                "CLOUDKIT_COMPUTE_INSTANCE_NAMESPACE",
+                self.namespace.clone(),
+            ),
             ("CLOUDKIT_RETRY_BASE", "1s".into()),
             ("CLOUDKIT_RETRY_MAX", "4s".into()),
             ("CLOUDKIT_CANCEL_DEADLINE", "10s".into()),
@@ -109,7 +120,10 @@ impl Bed {
 
     pub fn start_runner(&mut self, extra: Vec<(String, String)>) -> anyhow::Result<()> {
         let env = self.runner_env(extra);
-        let log = self.dir.path().join(format!("runner-{}.log", self.namespace));
+        let log = self
+            .dir
+            .path()
+            .join(format!("runner-{}.log", self.namespace));
         self.runner = Some(RunnerProcess::start(self.cp.kubeconfig_path(), env, log)?);
         Ok(())
     }
@@ -119,14 +133,21 @@ impl Bed {
     }
 
     pub fn runner_logs(&self) -> String {
-        self.runner.as_ref().map(RunnerProcess::logs).unwrap_or_default()
+        self.runner
+            .as_ref()
+            .map(RunnerProcess::logs)
+            .unwrap_or_default()
     }
 
     pub fn instances(&self) -> Api<ComputeInstance> {
         Api::namespaced(self.client.clone(), &self.namespace)
     }
 
-    pub async fn create(&self, name: &str, spec: ComputeInstanceSpec) -> anyhow::Result<ComputeInstance> {
+    pub async fn create(
+        &self,
+        name: &str,
+        spec: ComputeInstanceSpec,
+    ) -> anyhow::Result<ComputeInstance> {
         let ci = ComputeInstance::new(name, spec);
         Ok(self.instances().create(&PostParams::default(), &ci).await?)
     }
@@ -152,7 +173,9 @@ impl Bed {
     }
 
     pub async fn delete(&self, name: &str) -> anyhow::Result<()> {
-        self.instances().delete(name, &DeleteParams::default()).await?;
+        self.instances()
+            .delete(name, &DeleteParams::default())
+            .await?;
         Ok(())
     }
 

@@ -5,16 +5,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use kube::ResourceExt;
 use kube::api::{
     Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams,
 };
-use kube::ResourceExt;
 use serde_json::json;
 
 use cloudkit_shared::names::INSTANCE_LABEL;
 
 pub fn vm_resource() -> ApiResource {
-    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("kubevirt.io", "v1", "VirtualMachine"), "virtualmachines")
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("kubevirt.io", "v1", "VirtualMachine"),
+        "virtualmachines",
+    )
 }
 
 pub fn vmi_resource() -> ApiResource {
@@ -43,7 +46,11 @@ pub struct KubevirtSimulator {
 
 impl KubevirtSimulator {
     /// Watches VMs labelled for cloudkit in `namespace` (all when `None`).
-    pub fn start(client: kube::Client, namespace: Option<String>, recreate_delay: Duration) -> Self {
+    pub fn start(
+        client: kube::Client,
+        namespace: Option<String>,
+        recreate_delay: Duration,
+    ) -> Self {
         let knobs = Arc::new(KubevirtKnobs::default());
         knobs
             .recreate_delay_ms
@@ -92,10 +99,16 @@ async fn reconcile_once(
         let halted = vm.data["spec"]["runStrategy"].as_str() == Some("Halted")
             || vm.data["spec"]["running"].as_bool() == Some(false);
         let ns = vm.namespace().unwrap_or_default();
-        if halted || vm.metadata.deletion_timestamp.is_some() || present.contains(&(ns.clone(), vm.name_any())) {
+        if halted
+            || vm.metadata.deletion_timestamp.is_some()
+            || present.contains(&(ns.clone(), vm.name_any()))
+        {
             continue;
         }
-        tokio::time::sleep(Duration::from_millis(knobs.recreate_delay_ms.load(Ordering::Relaxed))).await;
+        tokio::time::sleep(Duration::from_millis(
+            knobs.recreate_delay_ms.load(Ordering::Relaxed),
+        ))
+        .await;
         let vmi: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &vmi_resource());
         let mut obj = DynamicObject::new(&vm.name_any(), &vmi_resource()).within(&ns);
         obj.metadata.labels = Some(vm.labels().clone());
@@ -103,8 +116,12 @@ async fn reconcile_once(
         if vmi.create(&PostParams::default(), &obj).await.is_ok() {
             // The VMI CRD has a status subresource: the phase is written there.
             let running = json!({"status": {"phase": "Running"}});
-            vmi.patch_status(&vm.name_any(), &PatchParams::default(), &Patch::Merge(&running))
-                .await?;
+            vmi.patch_status(
+                &vm.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&running),
+            )
+            .await?;
             knobs.recreated.fetch_add(1, Ordering::Relaxed);
         }
     }

@@ -1,6 +1,6 @@
 //! cloudkit test bed.
 pub mod aap_sim;
-pub mod control_plane;
 pub mod bed;
+pub mod control_plane;
 pub mod kubevirt_sim;
 pub mod runner_process;

@@ -9,7 +9,9 @@ use std::sync::OnceLock;
 /// Why the runner could not be built or started.
 #[derive(Debug, thiserror::Error)]
 pub enum RunnerError {
-    #[error("building cloudkit-runner failed (cargo exit {status}): run `cargo build -p cloudkit-runner` to see why")]
+    #[error(
+        "building cloudkit-runner failed (cargo exit {status}): run `cargo build -p cloudkit-runner` to see why"
+    )]
     Build { status: String },
     #[error("cannot run cargo to build cloudkit-runner: {0}")]
     Cargo(std::io::Error),
@@ -47,9 +49,11 @@ pub fn workspace_binary(package: &str, bin: &str) -> Result<PathBuf, RunnerError
 /// Path of the `cloudkit-runner` binary, built on first use.
 pub fn runner_binary() -> Result<PathBuf, RunnerError> {
     static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    BIN.get_or_init(|| workspace_binary("cloudkit-runner", "cloudkit-runner").map_err(|e| e.to_string()))
-        .clone()
-        .map_err(|status| RunnerError::Build { status })
+    BIN.get_or_init(|| {
+        workspace_binary("cloudkit-runner", "cloudkit-runner").map_err(|e| e.to_string())
+    })
+    .clone()
+    .map_err(|status| RunnerError::Build { status })
 }
 
 /// A running `cloudkit-runner`; killed on drop.
@@ -63,7 +67,11 @@ pub struct RunnerProcess {
 
 impl RunnerProcess {
     /// Starts the runner with `KUBECONFIG` and the given `CLOUDKIT_*` environment.
-    pub fn start(kubeconfig: &Path, env: Vec<(String, String)>, log: PathBuf) -> Result<Self, RunnerError> {
+    pub fn start(
+        kubeconfig: &Path,
+        env: Vec<(String, String)>,
+        log: PathBuf,
+    ) -> Result<Self, RunnerError> {
         let mut env = env;
         env.push(("KUBECONFIG".into(), kubeconfig.display().to_string()));
         let mut me = Self {

@@ -22,8 +22,16 @@ fn jobs_of(ci: &ComputeInstance, t: JobType) -> Vec<cloudkit_shared::JobEntry> {
         .unwrap_or_default()
 }
 
-fn condition(ci: &ComputeInstance, t: &str) -> Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
-    ci.status.as_ref()?.conditions.iter().find(|c| c.type_ == t).cloned()
+fn condition(
+    ci: &ComputeInstance,
+    t: &str,
+) -> Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    ci.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == t)
+        .cloned()
 }
 
 fn running(ci: Option<&ComputeInstance>) -> bool {
@@ -34,18 +42,34 @@ fn running(ci: Option<&ComputeInstance>) -> bool {
 async fn create_reaches_running_with_one_succeeded_provision_job() -> anyhow::Result<()> {
     let bed = Bed::start("create").await?;
     bed.create_default("vm-a").await?;
-    let ci = bed.wait_for("vm-a", "phase Running", WAIT, running).await?.unwrap();
+    let ci = bed
+        .wait_for("vm-a", "phase Running", WAIT, running)
+        .await?
+        .unwrap();
     let provisions = jobs_of(&ci, JobType::Provision);
     assert_eq!(provisions.len(), 1, "{provisions:?}");
     let job = &provisions[0];
     assert_eq!(job.state, JobState::Succeeded);
-    assert!(job.start_time.is_some() && job.finish_time.is_some(), "{job:?}");
+    assert!(
+        job.start_time.is_some() && job.finish_time.is_some(),
+        "{job:?}"
+    );
     let status = ci.status.as_ref().unwrap();
-    let vm_ref = status.virtual_machine_reference.as_ref().expect("VM reference set");
+    let vm_ref = status
+        .virtual_machine_reference
+        .as_ref()
+        .expect("VM reference set");
     assert_eq!(vm_ref.kube_virt_virtual_machine_name, "vm-a");
-    assert_eq!(status.reconciled_config_version, status.desired_config_version);
+    assert_eq!(
+        status.reconciled_config_version,
+        status.desired_config_version
+    );
     assert_eq!(condition(&ci, cond::AVAILABLE).unwrap().status, "True");
-    assert_eq!(bed.aap.jobs_of(&bed.namespace, "vm-a").len(), 1, "exactly one job in AAP");
+    assert_eq!(
+        bed.aap.jobs_of(&bed.namespace, "vm-a").len(),
+        1,
+        "exactly one job in AAP"
+    );
     assert!(bed.aap.overlap().is_none());
     Ok(())
 }
@@ -55,19 +79,32 @@ async fn spec_change_reprovisions_and_restart_request_does_not() -> anyhow::Resu
     let bed = Bed::start("reprovision").await?;
     bed.create_default("vm-b").await?;
     bed.wait_for("vm-b", "Running", WAIT, running).await?;
-    bed.patch_spec("vm-b", json!({"restartRequestedAt": k8s_openapi::jiff::Timestamp::now().to_string()}))
-        .await?;
+    bed.patch_spec(
+        "vm-b",
+        json!({"restartRequestedAt": k8s_openapi::jiff::Timestamp::now().to_string()}),
+    )
+    .await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(bed.aap.jobs_of(&bed.namespace, "vm-b").len(), 1, "a restart is not a provision");
-    bed.patch_spec("vm-b", json!({"templateParameters": {"cpus": 4}})).await?;
+    assert_eq!(
+        bed.aap.jobs_of(&bed.namespace, "vm-b").len(),
+        1,
+        "a restart is not a provision"
+    );
+    bed.patch_spec("vm-b", json!({"templateParameters": {"cpus": 4}}))
+        .await?;
     let ci = bed
-        .wait_for("vm-b", "second provision job succeeded and Running", WAIT, |ci| {
-            ci.is_some_and(|c| {
-                running(Some(c))
-                    && jobs_of(c, JobType::Provision).len() == 2
-                    && jobs_of(c, JobType::Provision)[1].state == JobState::Succeeded
-            })
-        })
+        .wait_for(
+            "vm-b",
+            "second provision job succeeded and Running",
+            WAIT,
+            |ci| {
+                ci.is_some_and(|c| {
+                    running(Some(c))
+                        && jobs_of(c, JobType::Provision).len() == 2
+                        && jobs_of(c, JobType::Provision)[1].state == JobState::Succeeded
+                })
+            },
+        )
         .await?
         .unwrap();
     let provisions = jobs_of(&ci, JobType::Provision);
@@ -99,7 +136,11 @@ async fn failing_template_is_retried_and_names_the_error() -> anyhow::Result<()>
     assert_eq!(phase(Some(&ci)), Some(Phase::Failed));
     let available = condition(&ci, cond::AVAILABLE).unwrap();
     assert_eq!(available.status, "False");
-    assert!(available.message.contains("failed"), "{}", available.message);
+    assert!(
+        available.message.contains("failed"),
+        "{}",
+        available.message
+    );
     // Growing delays between attempts (retry base 1s, max 4s).
     let starts: Vec<_> = bed
         .aap
@@ -107,13 +148,20 @@ async fn failing_template_is_retried_and_names_the_error() -> anyhow::Result<()>
         .iter()
         .map(|j| j.created)
         .collect();
-    let gaps: Vec<_> = starts.windows(2).map(|w| w[1].duration_since(w[0])).collect();
-    assert!(gaps.len() >= 2 && gaps[1] > gaps[0], "gaps between attempts grow: {gaps:?}");
+    let gaps: Vec<_> = starts
+        .windows(2)
+        .map(|w| w[1].duration_since(w[0]))
+        .collect();
+    assert!(
+        gaps.len() >= 2 && gaps[1] > gaps[0],
+        "gaps between attempts grow: {gaps:?}"
+    );
     // Recovery when the template is fixed.
     bed.aap.update_template(PROVISION_TEMPLATE_ID, |t| {
         t.behavior.outcome = cloudkit_testbed::aap_sim::Outcome::Successful;
     });
-    bed.wait_for("vm-c", "Running after the fix", WAIT, running).await?;
+    bed.wait_for("vm-c", "Running after the fix", WAIT, running)
+        .await?;
     Ok(())
 }
 
@@ -121,7 +169,10 @@ async fn failing_template_is_retried_and_names_the_error() -> anyhow::Result<()>
 async fn launch_errors_become_conditions_and_recover() -> anyhow::Result<()> {
     let mut bed = Bed::without_runner("launch-errors").await?;
     // Unknown template name.
-    bed.start_runner(vec![("CLOUDKIT_AAP_PROVISION_TEMPLATE".into(), "no-such-template".into())])?;
+    bed.start_runner(vec![(
+        "CLOUDKIT_AAP_PROVISION_TEMPLATE".into(),
+        "no-such-template".into(),
+    )])?;
     bed.create_default("vm-d").await?;
     let ci = bed
         .wait_for("vm-d", "TemplateNotFound", WAIT, |ci| {
@@ -133,8 +184,11 @@ async fn launch_errors_become_conditions_and_recover() -> anyhow::Result<()> {
     let msg = condition(&ci, cond::AVAILABLE).unwrap().message;
     assert!(msg.contains("no-such-template"), "{msg}");
     // The template appears in AAP under that name: recovery on the next retry.
-    bed.aap.update_template(PROVISION_TEMPLATE_ID, |t| t.name = "no-such-template".into());
-    bed.wait_for("vm-d", "Running once the template exists", WAIT, running).await?;
+    bed.aap.update_template(PROVISION_TEMPLATE_ID, |t| {
+        t.name = "no-such-template".into()
+    });
+    bed.wait_for("vm-d", "Running once the template exists", WAIT, running)
+        .await?;
     assert!(bed.aap.overlap().is_none());
     let _ = Role::Provision;
     let _ = Endpoint::Launch;
@@ -148,7 +202,8 @@ async fn history_stays_bounded_under_many_reprovisions() -> anyhow::Result<()> {
     bed.create_default("vm-e").await?;
     bed.wait_for("vm-e", "Running", WAIT, running).await?;
     for n in 0..6 {
-        bed.patch_spec("vm-e", json!({"templateParameters": {"n": n}})).await?;
+        bed.patch_spec("vm-e", json!({"templateParameters": {"n": n}}))
+            .await?;
         let ci = bed
             .wait_for("vm-e", "an active or new provision job", WAIT, |ci| {
                 ci.is_some_and(|c| c.status.as_ref().unwrap().jobs.len() <= 4)
