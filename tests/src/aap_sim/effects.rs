@@ -94,7 +94,7 @@ fn vmi_resource() -> ApiResource {
     )
 }
 
-fn instance_resource() -> ApiResource {
+pub(crate) fn instance_resource() -> ApiResource {
     resource(GROUP, VERSION, "ComputeInstance", "computeinstances")
 }
 
@@ -126,7 +126,11 @@ pub(crate) async fn apply(
 
 /// Adds or removes the AAP finalizer; the resourceVersion in the patch makes a
 /// concurrent writer's change a conflict, retried, rather than lost.
-async fn set_finalizer(api: &Api<DynamicObject>, name: &str, present: bool) -> Result<(), String> {
+pub(crate) async fn set_finalizer(
+    api: &Api<DynamicObject>,
+    name: &str,
+    present: bool,
+) -> Result<(), String> {
     for _ in 0..5 {
         let current = match api.get_opt(name).await {
             Ok(Some(obj)) => obj,
@@ -169,13 +173,17 @@ async fn set_finalizer(api: &Api<DynamicObject>, name: &str, present: bool) -> R
 }
 
 async fn provision(client: &kube::Client, target: &EffectTarget) -> Result<String, String> {
+    create_vm(client, target).await?;
+    mark_reconciled(client, target).await
+}
+
+/// Creates (or updates) the VM and its VMI, and sets the VMI Running. (The EDA
+/// simulator runs this and [`mark_reconciled`] as separate playbook steps.)
+pub(crate) async fn create_vm(client: &kube::Client, target: &EffectTarget) -> Result<(), String> {
     let InstanceRef { namespace, name } = &target.instance;
-    let version = target.desired_config_version.clone().unwrap_or_default();
     let (vm_ar, vmi_ar) = (vm_resource(), vmi_resource());
     let vms: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &vm_ar);
     let vmis: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &vmi_ar);
-    let instances: Api<DynamicObject> =
-        Api::namespaced_with(client.clone(), namespace, &instance_resource());
     // Server-side apply makes a re-provision of the same instance an update, not a clash.
     let apply = PatchParams::apply(FIELD_MANAGER).force();
     let labels = json!({ INSTANCE_LABEL: name });
@@ -225,7 +233,18 @@ async fn provision(client: &kube::Client, target: &EffectTarget) -> Result<Strin
     vmis.patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
         .await
         .map_err(|e| format!("setting VirtualMachineInstance {namespace}/{name} Running: {e}"))?;
+    Ok(())
+}
 
+/// Sets the reconciled-config-version annotation: the sign that provisioning is done.
+pub(crate) async fn mark_reconciled(
+    client: &kube::Client,
+    target: &EffectTarget,
+) -> Result<String, String> {
+    let InstanceRef { namespace, name } = &target.instance;
+    let version = target.desired_config_version.clone().unwrap_or_default();
+    let instances: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), namespace, &instance_resource());
     let annotation = json!({ "metadata": { "annotations": { RECONCILED_ANNOTATION: version } } });
     instances
         .patch(name, &PatchParams::default(), &Patch::Merge(&annotation))
@@ -236,7 +255,10 @@ async fn provision(client: &kube::Client, target: &EffectTarget) -> Result<Strin
     ))
 }
 
-async fn deprovision(client: &kube::Client, target: &EffectTarget) -> Result<String, String> {
+pub(crate) async fn deprovision(
+    client: &kube::Client,
+    target: &EffectTarget,
+) -> Result<String, String> {
     let InstanceRef { namespace, name } = &target.instance;
     for ar in [vmi_resource(), vm_resource()] {
         let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &ar);
