@@ -190,8 +190,6 @@ async fn launch_errors_become_conditions_and_recover() -> anyhow::Result<()> {
     bed.wait_for("vm-d", "Running once the template exists", WAIT, running)
         .await?;
     assert!(bed.aap.overlap().is_none());
-    let _ = Role::Provision;
-    let _ = Endpoint::Launch;
     Ok(())
 }
 
@@ -226,5 +224,75 @@ async fn history_stays_bounded_under_many_reprovisions() -> anyhow::Result<()> {
     let jobs = &ci.status.as_ref().unwrap().jobs;
     assert!(jobs.len() <= 3, "{jobs:?}");
     assert_eq!(jobs.last().unwrap().state, JobState::Succeeded);
+    Ok(())
+}
+
+/// Kills the runner while a provision launch is in flight, with the launch either not yet
+/// done (`Hang`) or done in AAP but not answered (`CommitThenHang`), then while the job
+/// runs; every time exactly one provision job must exist in AAP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runner_killed_at_each_step_of_provisioning_launches_once() -> anyhow::Result<()> {
+    use cloudkit_testbed::aap_sim::Fault;
+    let mut bed = Bed::start("provision-crash").await?;
+    for (n, fault) in [Fault::Hang, Fault::CommitThenHang].into_iter().enumerate() {
+        let name = format!("vm-k{n}");
+        bed.aap.push_faults(Endpoint::Launch, fault.clone(), 1);
+        bed.create_default(&name).await?;
+        // The intent is recorded before the launch is attempted.
+        bed.wait_for(&name, "intent recorded", WAIT, |ci| {
+            ci.is_some_and(|c| {
+                jobs_of(c, JobType::Provision)
+                    .first()
+                    .is_some_and(|j| j.job_id.is_none())
+            })
+        })
+        .await?;
+        // Wait until the launch request reached AAP (and hangs there).
+        let seen = bed
+            .aap
+            .wait_until(WAIT, || {
+                bed.aap
+                    .requests()
+                    .iter()
+                    .any(|r| r.endpoint == Endpoint::Launch && r.status.is_none())
+                    .then_some(())
+            })
+            .await;
+        anyhow::ensure!(seen.is_some(), "launch never reached AAP ({fault:?})");
+        bed.runner().kill();
+        bed.runner().restart()?;
+        let ci = bed
+            .wait_for(&name, "Running after the crash", WAIT, running)
+            .await?
+            .unwrap();
+        assert_eq!(jobs_of(&ci, JobType::Provision).len(), 1, "{fault:?}");
+        assert_eq!(
+            bed.aap.jobs_of(&bed.namespace, &name).len(),
+            1,
+            "one AAP job ({fault:?})"
+        );
+    }
+    // Killed while the job runs: the job is picked up again, not relaunched.
+    bed.aap.set_instance_behavior(
+        &bed.namespace,
+        "vm-k2",
+        Some(Role::Provision),
+        cloudkit_testbed::bed::quick_job().running(Duration::from_secs(3)),
+    );
+    bed.create_default("vm-k2").await?;
+    bed.wait_for("vm-k2", "job running", WAIT, |ci| {
+        ci.is_some_and(|c| {
+            jobs_of(c, JobType::Provision)
+                .first()
+                .is_some_and(|j| j.state == JobState::Running)
+        })
+    })
+    .await?;
+    bed.runner().kill();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    bed.runner().restart()?;
+    bed.wait_for("vm-k2", "Running", WAIT, running).await?;
+    assert_eq!(bed.aap.jobs_of(&bed.namespace, "vm-k2").len(), 1);
+    assert!(bed.aap.overlap().is_none());
     Ok(())
 }
