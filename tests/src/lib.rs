@@ -2,5 +2,6 @@
 pub mod aap_sim;
 pub mod bed;
 pub mod control_plane;
+pub mod eda_sim;
 pub mod kubevirt_sim;
 pub mod runner_process;

@@ -24,7 +24,7 @@
 mod auth;
 mod clock;
 mod config;
-mod effects;
+pub(crate) mod effects;
 mod faults;
 mod job_views;
 mod jobs;
