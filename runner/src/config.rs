@@ -108,6 +108,22 @@ pub struct Args {
     #[arg(long, env = "CLOUDKIT_METRICS_ADDR", default_value = "0.0.0.0:8080")]
     pub metrics_addr: String,
 
+    /// Elect a leader with a Lease so that only one replica acts.
+    #[arg(long, env = "CLOUDKIT_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_election: bool,
+
+    /// Name of the Lease used for leader election.
+    #[arg(long, env = "CLOUDKIT_LEASE_NAME", default_value = "cloudkit-runner")]
+    pub lease_name: String,
+
+    /// Namespace of the Lease (default: POD_NAMESPACE, else the watched namespace, else default).
+    #[arg(long, env = "CLOUDKIT_LEASE_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+
+    /// How long a leader's lease lasts without renewal (whole seconds, e.g. 15s).
+    #[arg(long, env = "CLOUDKIT_LEASE_DURATION", default_value = "15s")]
+    pub lease_duration: String,
+
     /// Log filter (tracing env-filter syntax).
     #[arg(long, env = "CLOUDKIT_LOG", default_value = "info")]
     pub log: String,
@@ -123,7 +139,16 @@ pub struct Settings {
     pub namespace: Option<String>,
     pub http_timeout: Duration,
     pub metrics_addr: std::net::SocketAddr,
+    pub leader: Option<LeaderSettings>,
     pub warnings: Vec<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct LeaderSettings {
+    pub lease_name: String,
+    pub namespace: String,
+    pub identity: String,
+    pub duration_secs: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -331,7 +356,44 @@ impl Args {
             )?,
             deprovision_attempts: self.deprovision_attempts.max(1),
         };
+        let leader = if self.leader_election {
+            let duration = duration(
+                "CLOUDKIT_LEASE_DURATION",
+                "lease-duration",
+                &self.lease_duration,
+            )?;
+            if duration.as_secs() < 2 {
+                return Err(ConfigError(
+                    "CLOUDKIT_LEASE_DURATION (--lease-duration) must be at least 2s".into(),
+                ));
+            }
+            let namespace = self
+                .lease_namespace
+                .clone()
+                .or_else(|| std::env::var("POD_NAMESPACE").ok())
+                .or_else(|| self.namespace.clone())
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| "default".into());
+            // A restarted container keeps its pod name, and so its lease.
+            let identity = std::env::var("POD_NAME")
+                .ok()
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| {
+                    let host =
+                        std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+                    format!("{}-{}", host.trim(), std::process::id())
+                });
+            Some(LeaderSettings {
+                lease_name: self.lease_name.clone(),
+                namespace,
+                identity,
+                duration_secs: duration.as_secs(),
+            })
+        } else {
+            None
+        };
         Ok(Settings {
+            leader,
             policy,
             aap,
             eda,

@@ -44,6 +44,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
     tracing::info!(%addr, "health and metrics server listening");
     axum::serve(listener, router(metrics))
         .with_graceful_shutdown(shutdown)

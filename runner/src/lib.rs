@@ -12,6 +12,7 @@ pub mod eda;
 pub mod error;
 pub mod http;
 pub mod kubevirt;
+pub mod leader;
 pub mod metrics;
 pub mod observe;
 pub mod poller;

@@ -7,6 +7,7 @@ use cloudkit_shared::plan::Outcome;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -24,6 +25,8 @@ pub struct Metrics {
     pub status_writes: Counter,
     pub reconcile_seconds: Histogram,
     pub outcomes: Family<OutcomeLabels, Counter>,
+    /// 1 while this replica holds the lease.
+    pub leader: Gauge,
     /// Watch caches synced and leadership known.
     pub ready: Arc<AtomicBool>,
 }
@@ -36,6 +39,12 @@ impl Default for Metrics {
         let status_writes = Counter::default();
         let reconcile_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 14));
         let outcomes = Family::<OutcomeLabels, Counter>::default();
+        let leader = Gauge::default();
+        registry.register(
+            "leader",
+            "1 while this replica holds the lease",
+            leader.clone(),
+        );
         registry.register("reconciles", "Reconciles run", reconciles.clone());
         registry.register(
             "reconcile_errors",
@@ -64,6 +73,7 @@ impl Default for Metrics {
             status_writes,
             reconcile_seconds,
             outcomes,
+            leader,
             ready: Arc::new(AtomicBool::new(false)),
         }
     }

@@ -106,6 +106,10 @@ impl Bed {
             ("CLOUDKIT_RESTART_DEADLINE", "20s".into()),
             ("CLOUDKIT_HTTP_TIMEOUT", "5s".into()),
             ("CLOUDKIT_METRICS_ADDR", "127.0.0.1:0".into()),
+            // One lease per bed; a restarted runner keeps its "pod name", as a container does.
+            ("CLOUDKIT_LEASE_NAMESPACE", self.namespace.clone()),
+            ("CLOUDKIT_LEASE_DURATION", "4s".into()),
+            ("POD_NAME", format!("runner-{}", self.namespace)),
             ("CLOUDKIT_LOG", "info,cloudkit_runner=debug".into()),
         ]
         .into_iter()
