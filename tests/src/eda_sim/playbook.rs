@@ -21,6 +21,8 @@ pub(crate) struct RunSpec {
     pub(crate) instance: Option<InstanceRef>,
     pub(crate) desired_config_version: Option<String>,
     pub(crate) fault: Option<Fault>,
+    /// Place in the queue when runs go one at a time.
+    pub(crate) ticket: Option<u64>,
 }
 
 /// How a run that did not fail ended.
@@ -31,17 +33,14 @@ enum Ending {
 }
 
 pub(crate) async fn run(shared: Arc<Shared>, spec: RunSpec) {
+    // When sequential, the turn is held until the run ends (forever, if it stalls).
+    let _turn = shared.turn(spec.ticket).await;
     let delay = match spec.fault {
         Some(Fault::Delay(d)) => d,
         _ => Duration::ZERO,
     };
     let start = shared.lock().timing(spec.playbook).start;
     tokio::time::sleep(delay.saturating_add(start)).await;
-    // When sequential, the turn is held until the run ends (forever, if it stalls).
-    let _turn = match &shared.turn {
-        Some(turn) => Some(turn.lock().await),
-        None => None,
-    };
     set_status(&shared, spec.id, RunStatus::Running, true);
 
     let status = match drive(&shared, &spec).await {

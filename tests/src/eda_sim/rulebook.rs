@@ -39,6 +39,7 @@ pub(crate) fn accept(shared: &Arc<Shared>, request: u64, taken: &Taken) -> Dispo
         let playbook = taken.playbook.filter(|_| !dropped);
         let run = playbook.map(|playbook| {
             let run = s.ledger.next_run();
+            let ticket = shared.ticket(s);
             s.ledger.runs.push(RunRecord {
                 id: run,
                 event: id,
@@ -59,6 +60,7 @@ pub(crate) fn accept(shared: &Arc<Shared>, request: u64, taken: &Taken) -> Dispo
                 instance: instance.clone(),
                 desired_config_version: desired_config_version.clone(),
                 fault: fault.clone(),
+                ticket,
             }
         });
         s.ledger.events.push(EventRecord {

@@ -15,8 +15,9 @@ pub(crate) struct Shared {
     /// Bumped on every change, for tests waiting on the ledger.
     pub(crate) changes: watch::Sender<u64>,
     pub(crate) kube: Option<kube::Client>,
-    /// Held by a run while it acts, when playbooks run one at a time.
-    pub(crate) turn: Option<tokio::sync::Mutex<()>>,
+    /// When playbooks run one at a time: the ticket whose turn it is. Tickets are
+    /// handed out with the events, so runs go in the order of the events.
+    pub(crate) serving: Option<watch::Sender<u64>>,
     tasks: Mutex<Vec<AbortHandle>>,
     /// Set when the simulator stops: the server ends and slow answers are cut short.
     pub(crate) shutdown: watch::Sender<bool>,
@@ -32,6 +33,7 @@ pub(crate) struct State {
     pub(crate) timings: BTreeMap<Playbook, Timing>,
     pub(crate) faults: FaultTable,
     pub(crate) ledger: Ledger,
+    pub(crate) next_ticket: u64,
 }
 
 impl State {
@@ -55,12 +57,13 @@ impl Shared {
             timings: config.timings,
             faults: FaultTable::default(),
             ledger: Ledger::default(),
+            next_ticket: 0,
         };
         Arc::new(Self {
             state: Mutex::new(state),
             changes: watch::Sender::new(0),
             kube: config.kube,
-            turn: config.sequential.then(|| tokio::sync::Mutex::new(())),
+            serving: config.sequential.then(|| watch::Sender::new(0)),
             tasks: Mutex::new(Vec::new()),
             shutdown: watch::Sender::new(false),
         })
@@ -92,9 +95,33 @@ impl Shared {
         }
     }
 
+    /// A place in the queue of runs, when they run one at a time.
+    pub(crate) fn ticket(&self, state: &mut State) -> Option<u64> {
+        self.serving.as_ref()?;
+        let ticket = state.next_ticket;
+        state.next_ticket += 1;
+        Some(ticket)
+    }
+
+    /// Waits for `ticket`'s turn; the turn passes on when the guard is dropped.
+    pub(crate) async fn turn(&self, ticket: Option<u64>) -> Option<Turn<'_>> {
+        let (serving, ticket) = (self.serving.as_ref()?, ticket?);
+        let _ = serving.subscribe().wait_for(|s| *s == ticket).await;
+        Some(Turn(serving))
+    }
+
     /// Resolves once the simulator stops.
     pub(crate) async fn stopped(&self) {
         let mut rx = self.shutdown.subscribe();
         let _ = rx.wait_for(|stopped| *stopped).await;
+    }
+}
+
+/// The turn of a run, when runs go one at a time.
+pub(crate) struct Turn<'a>(&'a watch::Sender<u64>);
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        self.0.send_modify(|s| *s += 1);
     }
 }
