@@ -123,12 +123,22 @@ impl Bed {
     }
 
     pub fn start_runner(&mut self, extra: Vec<(String, String)>) -> anyhow::Result<()> {
+        let kubeconfig = self.cp.kubeconfig_path().to_path_buf();
+        self.start_runner_as(&kubeconfig, extra)
+    }
+
+    /// Starts the runner with another identity (e.g. its ServiceAccount's kubeconfig).
+    pub fn start_runner_as(
+        &mut self,
+        kubeconfig: &std::path::Path,
+        extra: Vec<(String, String)>,
+    ) -> anyhow::Result<()> {
         let env = self.runner_env(extra);
         let log = self
             .dir
             .path()
             .join(format!("runner-{}.log", self.namespace));
-        self.runner = Some(RunnerProcess::start(self.cp.kubeconfig_path(), env, log)?);
+        self.runner = Some(RunnerProcess::start(kubeconfig, env, log)?);
         Ok(())
     }
 
