@@ -1,0 +1,256 @@
+//! `kubectl cloudkit cancel NAME [--wait]`: writes `spec.cancelRequestedAt`; the runner
+//! cancels the active provision job in place and keeps the instance.
+
+use cloudkit_shared::conditions as cond;
+use cloudkit_shared::signals::whole_seconds;
+use cloudkit_shared::{ComputeInstance, JobEntry, JobState, JobType, reasons};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+
+use crate::cli::CancelArgs;
+use crate::client::{Instances, Target};
+use crate::error::Error;
+use crate::follow::{Verdict, follow};
+use crate::jobs::{id_cell, progress_line};
+use crate::output::Output;
+use crate::render::Palette;
+
+pub const FIELD: &str = "cancelRequestedAt";
+
+pub async fn run(target: &Target, args: &CancelArgs, out: &Output) -> Result<(), Error> {
+    let instances = Instances::namespaced(target);
+    let ci = instances.get(&args.name).await?;
+    let acked = ci
+        .status
+        .as_ref()
+        .and_then(|s| s.last_cancel_requested_at.as_ref());
+    let request = next_request(Timestamp::now(), acked);
+    let active = active_provision(&ci).cloned();
+    let patched = instances.write_signal(&args.name, FIELD, request).await?;
+    out.note(&announcement(&args.name, active.as_ref(), args.wait.wait))?;
+    let done = if args.wait.wait {
+        follow(
+            &instances,
+            &args.name,
+            patched,
+            args.wait.timeout(),
+            &format!("the cancel of computeinstance {:?}", args.name),
+            out,
+            |ci| verdict(ci, &args.name, request, out.note_palette()),
+        )
+        .await?
+    } else {
+        patched
+    };
+    crate::print_object(&done, out)
+}
+
+/// Now in whole seconds, and later than the last acknowledged request (else it is ignored).
+pub fn next_request(now: Timestamp, acked: Option<&Time>) -> Timestamp {
+    let now = whole_seconds(now);
+    match acked.map(|t| whole_seconds(t.0)) {
+        Some(ack) if now <= ack => ack
+            .checked_add(k8s_openapi::jiff::SignedDuration::from_secs(1))
+            .unwrap_or(ack),
+        _ => now,
+    }
+}
+
+fn active_provision(ci: &ComputeInstance) -> Option<&JobEntry> {
+    let jobs = &ci.status.as_ref()?.jobs;
+    cloudkit_shared::jobs::active_of_type(jobs, JobType::Provision)
+}
+
+pub fn announcement(name: &str, active: Option<&JobEntry>, waiting: bool) -> String {
+    match active {
+        Some(job) => format!(
+            "cancel requested for provision job {} of computeinstance {name:?}",
+            id_cell(job)
+        ),
+        None if waiting => format!(
+            "cancel requested for computeinstance {name:?}; no provision job is active, waiting for the runner's answer"
+        ),
+        None => format!(
+            "cancel requested for computeinstance {name:?}, but no provision job is active: there is probably nothing to cancel (--wait shows the runner's answer)"
+        ),
+    }
+}
+
+/// Waits for the acknowledgement (`status.lastCancelRequestedAt`), then for the job's end.
+pub fn verdict(ci: &ComputeInstance, name: &str, request: Timestamp, palette: Palette) -> Verdict {
+    let Some(status) = ci.status.as_ref() else {
+        return Verdict::Pending("waiting for the runner to acknowledge the cancel".into());
+    };
+    let acked = status
+        .last_cancel_requested_at
+        .as_ref()
+        .is_some_and(|t| whole_seconds(t.0) >= request);
+    if !acked {
+        return Verdict::Pending("waiting for the runner to acknowledge the cancel".into());
+    }
+    let canceled = cond::get(&status.conditions, cond::CANCELED);
+    if let Some(c) = canceled
+        && c.status == "False"
+        && c.reason == reasons::NOTHING_TO_CANCEL
+    {
+        return Verdict::Done(format!(
+            "nothing to cancel: computeinstance {name:?} had no active provision job ({})",
+            c.message
+        ));
+    }
+    // The job the cancel was sent to carries the cancel time; else the newest provision job.
+    let jobs = &status.jobs;
+    let job = jobs
+        .iter()
+        .rev()
+        .find(|j| j.job_type == JobType::Provision && j.cancel_requested_at.is_some())
+        .or_else(|| cloudkit_shared::jobs::latest_of_type(jobs, JobType::Provision));
+    let Some(job) = job else {
+        return Verdict::Done(format!(
+            "nothing to cancel: computeinstance {name:?} has no provision job"
+        ));
+    };
+    let id = id_cell(job);
+    match job.state {
+        JobState::Canceled => Verdict::Done(format!(
+            "provision job {id} of computeinstance {name:?} canceled"
+        )),
+        JobState::Succeeded => Verdict::Failed(format!(
+            "provision job {id} of computeinstance {name:?} succeeded before the cancel took effect"
+        )),
+        JobState::Failed => Verdict::Failed(format!(
+            "provision job {id} of computeinstance {name:?} failed before it could be canceled: {}",
+            job.message
+        )),
+        _ => Verdict::Pending(progress_line(job, palette)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jobs::tests::{job, t};
+    use cloudkit_shared::ComputeInstanceStatus;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn instance(status: ComputeInstanceStatus) -> ComputeInstance {
+        let mut ci = ComputeInstance::new("vm-1", Default::default());
+        ci.status = Some(status);
+        ci
+    }
+
+    fn canceled_cond(status: &str, reason: &str, message: &str) -> Condition {
+        Condition {
+            type_: cond::CANCELED.into(),
+            status: status.into(),
+            reason: reason.into(),
+            message: message.into(),
+            last_transition_time: t("2026-11-22T10:00:00Z"),
+            observed_generation: None,
+        }
+    }
+
+    const REQUEST: &str = "2026-11-22T10:00:00Z";
+
+    #[test]
+    fn requests_move_past_the_last_acknowledgement() {
+        let now = ts("2026-11-22T10:00:00.5Z");
+        assert_eq!(next_request(now, None), ts("2026-11-22T10:00:00Z"));
+        let ack = t("2026-11-22T10:00:00Z");
+        assert_eq!(next_request(now, Some(&ack)), ts("2026-11-22T10:00:01Z"));
+    }
+
+    #[test]
+    fn waits_for_the_acknowledgement() {
+        let ci = instance(ComputeInstanceStatus {
+            last_cancel_requested_at: Some(t("2026-11-22T09:00:00Z")),
+            ..Default::default()
+        });
+        assert_eq!(
+            verdict(&ci, "vm-1", ts(REQUEST), Palette::PLAIN),
+            Verdict::Pending("waiting for the runner to acknowledge the cancel".into())
+        );
+    }
+
+    #[test]
+    fn nothing_to_cancel_is_said_clearly() {
+        let ci = instance(ComputeInstanceStatus {
+            last_cancel_requested_at: Some(t(REQUEST)),
+            conditions: vec![canceled_cond(
+                "False",
+                reasons::NOTHING_TO_CANCEL,
+                "cancel requested but no provision job was active; nothing to cancel",
+            )],
+            ..Default::default()
+        });
+        assert_eq!(
+            verdict(&ci, "vm-1", ts(REQUEST), Palette::PLAIN),
+            Verdict::Done(
+                r#"nothing to cancel: computeinstance "vm-1" had no active provision job (cancel requested but no provision job was active; nothing to cancel)"#
+                    .into()
+            )
+        );
+    }
+
+    #[test]
+    fn follows_the_job_to_its_end() {
+        let mut j = job(
+            Some("42"),
+            JobType::Provision,
+            JobState::Running,
+            "2026-11-22T09:59:00Z",
+        );
+        j.cancel_requested_at = Some(t(REQUEST));
+        j.message = "cancel requested: canceled by request".into();
+        let mut status = ComputeInstanceStatus {
+            last_cancel_requested_at: Some(t(REQUEST)),
+            conditions: vec![canceled_cond(
+                "True",
+                reasons::CANCEL_REQUESTED,
+                "canceling provision job 42 by request",
+            )],
+            jobs: vec![j],
+            ..Default::default()
+        };
+        assert_eq!(
+            verdict(
+                &instance(status.clone()),
+                "vm-1",
+                ts(REQUEST),
+                Palette::PLAIN
+            ),
+            Verdict::Pending(
+                "provision job 42: Running: cancel requested: canceled by request".into()
+            )
+        );
+        status.jobs[0].state = JobState::Canceled;
+        assert_eq!(
+            verdict(
+                &instance(status.clone()),
+                "vm-1",
+                ts(REQUEST),
+                Palette::PLAIN
+            ),
+            Verdict::Done(r#"provision job 42 of computeinstance "vm-1" canceled"#.into())
+        );
+        status.jobs[0].state = JobState::Succeeded;
+        assert!(matches!(
+            verdict(&instance(status), "vm-1", ts(REQUEST), Palette::PLAIN),
+            Verdict::Failed(m) if m.contains("succeeded before the cancel took effect")
+        ));
+    }
+
+    #[test]
+    fn announcements() {
+        let j = job(Some("42"), JobType::Provision, JobState::Running, REQUEST);
+        assert_eq!(
+            announcement("vm-1", Some(&j), false),
+            r#"cancel requested for provision job 42 of computeinstance "vm-1""#
+        );
+        assert!(announcement("vm-1", None, false).contains("probably nothing to cancel"));
+    }
+}

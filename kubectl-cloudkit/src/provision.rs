@@ -1,0 +1,173 @@
+//! `kubectl cloudkit provision NAME [--wait]`: writes `spec.provisionRequestedAt` to
+//! provision again after a cancel or a failure.
+
+use cloudkit_shared::signals::whole_seconds;
+use cloudkit_shared::{ComputeInstance, JobEntry, JobState, JobType};
+use k8s_openapi::jiff::Timestamp;
+
+use crate::cli::ProvisionArgs;
+use crate::client::{Instances, Target};
+use crate::error::Error;
+use crate::follow::{Verdict, follow};
+use crate::jobs::{id_cell, progress_line};
+use crate::output::Output;
+use crate::render::Palette;
+
+pub const FIELD: &str = "provisionRequestedAt";
+
+pub async fn run(target: &Target, args: &ProvisionArgs, out: &Output) -> Result<(), Error> {
+    let instances = Instances::namespaced(target);
+    let ci = instances.get(&args.name).await?;
+    let status = ci.status.as_ref();
+    let acked = status.and_then(|s| s.last_provision_requested_at.as_ref());
+    let request = crate::cancel::next_request(Timestamp::now(), acked);
+    let active = status
+        .and_then(|s| cloudkit_shared::jobs::active_of_type(&s.jobs, JobType::Provision))
+        .cloned();
+    let patched = instances.write_signal(&args.name, FIELD, request).await?;
+    out.note(&announcement(&args.name, active.as_ref()))?;
+    let done = if args.wait.wait {
+        follow(
+            &instances,
+            &args.name,
+            patched,
+            args.wait.timeout(),
+            &format!("the provisioning of computeinstance {:?}", args.name),
+            out,
+            |ci| verdict(ci, &args.name, request, out.note_palette()),
+        )
+        .await?
+    } else {
+        patched
+    };
+    crate::print_object(&done, out)
+}
+
+pub fn announcement(name: &str, active: Option<&JobEntry>) -> String {
+    match active {
+        Some(job) => format!(
+            "provision requested for computeinstance {name:?}; provision job {} is already {}, so the runner will not launch another",
+            id_cell(job),
+            job.state
+        ),
+        None => format!("provision requested for computeinstance {name:?}"),
+    }
+}
+
+/// The job launched for this request, else (a job was already active) the newest one.
+fn job_for(ci: &ComputeInstance, request: Timestamp) -> Option<&JobEntry> {
+    let jobs = &ci.status.as_ref()?.jobs;
+    jobs.iter()
+        .rev()
+        .find(|j| {
+            j.job_type == JobType::Provision
+                && j.requested_at.as_ref().map(|t| whole_seconds(t.0)) == Some(request)
+        })
+        .or_else(|| cloudkit_shared::jobs::latest_of_type(jobs, JobType::Provision))
+}
+
+/// Waits for the acknowledgement (`status.lastProvisionRequestedAt`), then for the job's end.
+pub fn verdict(ci: &ComputeInstance, name: &str, request: Timestamp, palette: Palette) -> Verdict {
+    let acked = ci
+        .status
+        .as_ref()
+        .and_then(|s| s.last_provision_requested_at.as_ref())
+        .is_some_and(|t| whole_seconds(t.0) >= request);
+    if !acked {
+        return Verdict::Pending("waiting for the runner to acknowledge the request".into());
+    }
+    let Some(job) = job_for(ci, request) else {
+        return Verdict::Pending("waiting for the runner to record the provision job".into());
+    };
+    let id = id_cell(job);
+    match job.state {
+        JobState::Succeeded => Verdict::Done(format!(
+            "provision job {id} of computeinstance {name:?} succeeded"
+        )),
+        JobState::Failed | JobState::Canceled => Verdict::Failed(format!(
+            "provision job {id} of computeinstance {name:?} {} ({}): {}",
+            job.state.to_string().to_lowercase(),
+            job.reason.as_deref().unwrap_or("JobFailed"),
+            job.message
+        )),
+        _ => Verdict::Pending(progress_line(job, palette)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jobs::tests::{job, t};
+    use cloudkit_shared::ComputeInstanceStatus;
+
+    const REQUEST: &str = "2026-11-22T10:00:00Z";
+
+    fn instance(status: ComputeInstanceStatus) -> ComputeInstance {
+        let mut ci = ComputeInstance::new("vm-1", Default::default());
+        ci.status = Some(status);
+        ci
+    }
+
+    fn request() -> Timestamp {
+        REQUEST.parse().unwrap()
+    }
+
+    #[test]
+    fn waits_for_ack_then_follows_the_requested_job() {
+        let old = job(
+            Some("41"),
+            JobType::Provision,
+            JobState::Canceled,
+            "2026-11-22T09:00:00Z",
+        );
+        let ci = instance(ComputeInstanceStatus {
+            jobs: vec![old.clone()],
+            ..Default::default()
+        });
+        assert_eq!(
+            verdict(&ci, "vm-1", request(), Palette::PLAIN),
+            Verdict::Pending("waiting for the runner to acknowledge the request".into())
+        );
+        let mut new = job(None, JobType::Provision, JobState::Pending, REQUEST);
+        new.requested_at = Some(t(REQUEST));
+        new.message = "provision requested; launching".into();
+        let mut status = ComputeInstanceStatus {
+            last_provision_requested_at: Some(t(REQUEST)),
+            jobs: vec![old, new],
+            ..Default::default()
+        };
+        assert_eq!(
+            verdict(&instance(status.clone()), "vm-1", request(), Palette::PLAIN),
+            Verdict::Pending("provision job: Pending: provision requested; launching".into())
+        );
+        status.jobs[1].job_id = Some("43".into());
+        status.jobs[1].state = JobState::Succeeded;
+        assert_eq!(
+            verdict(&instance(status.clone()), "vm-1", request(), Palette::PLAIN),
+            Verdict::Done(r#"provision job 43 of computeinstance "vm-1" succeeded"#.into())
+        );
+        status.jobs[1].state = JobState::Failed;
+        status.jobs[1].reason = Some("TemplateNotFound".into());
+        status.jobs[1].message = "no template".into();
+        assert_eq!(
+            verdict(&instance(status), "vm-1", request(), Palette::PLAIN),
+            Verdict::Failed(
+                r#"provision job 43 of computeinstance "vm-1" failed (TemplateNotFound): no template"#
+                    .into()
+            )
+        );
+    }
+
+    #[test]
+    fn announcement_mentions_an_active_job() {
+        let j = job(Some("7"), JobType::Provision, JobState::Running, REQUEST);
+        assert_eq!(
+            announcement("vm-1", Some(&j)),
+            r#"provision requested for computeinstance "vm-1"; provision job 7 is already Running, so the runner will not launch another"#
+        );
+        assert_eq!(
+            announcement("vm-1", None),
+            r#"provision requested for computeinstance "vm-1""#
+        );
+    }
+}
