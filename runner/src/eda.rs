@@ -25,6 +25,9 @@ pub enum EdaError {
 impl EdaError {
     pub fn reason(&self) -> &'static str {
         match self {
+            Self::Rejected { status, .. } if !self.is_permanent() && *status >= 408 => {
+                cloudkit_shared::reasons::PROVIDER_UNREACHABLE
+            }
             Self::Rejected { .. } | Self::Client(_) => cloudkit_shared::reasons::WEBHOOK_REJECTED,
             Self::Unreachable { .. } => cloudkit_shared::reasons::PROVIDER_UNREACHABLE,
         }
@@ -33,7 +36,8 @@ impl EdaError {
     /// 5xx and connection problems may pass; a 4xx will not until configuration changes.
     pub fn is_permanent(&self) -> bool {
         match self {
-            Self::Rejected { status, .. } => *status < 500,
+            // 408 and 429 come from gateways in front of EDA: try again later.
+            Self::Rejected { status, .. } => *status < 500 && *status != 408 && *status != 429,
             Self::Unreachable { .. } => false,
             Self::Client(_) => true,
         }
@@ -112,6 +116,7 @@ impl EdaClient {
             }
             404 => "no such endpoint: check the webhook URL",
             405 => "method not allowed: usually a wrong URL (event streams end in /post/)",
+            408 | 429 => "the receiver (or a gateway) asks to slow down; will retry",
             s if s >= 500 => "the EDA receiver failed; will retry",
             _ => "unexpected answer",
         };

@@ -2,6 +2,8 @@
 pub mod aap_sim;
 pub mod bed;
 pub mod control_plane;
+pub mod demo;
 pub mod eda_sim;
 pub mod kubevirt_sim;
 pub mod runner_process;
+pub mod stack;

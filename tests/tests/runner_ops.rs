@@ -18,7 +18,7 @@ fn metrics_addr(logs: &str) -> Option<String> {
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|v| v["fields"]["message"] == "health and metrics server listening")
         .filter_map(|v| v["fields"]["addr"].as_str().map(String::from))
-        .last()
+        .next_back()
 }
 
 fn count(logs: &str, needle: &str) -> usize {
