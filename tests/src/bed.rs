@@ -12,6 +12,7 @@ use crate::aap_sim::{
     AapSimConfig, AapSimulator, DEFAULT_TOKEN, JobBehavior, Role, TemplateConfig,
 };
 use crate::control_plane::ControlPlane;
+use crate::eda_sim::{EdaSimConfig, EdaSimulator};
 use crate::kubevirt_sim::KubevirtSimulator;
 use crate::runner_process::RunnerProcess;
 
@@ -27,8 +28,13 @@ pub struct Bed {
     pub aap: AapSimulator,
     pub kubevirt: KubevirtSimulator,
     pub runner: Option<RunnerProcess>,
+    /// Started on demand by [`Bed::start_eda`].
+    pub eda: Option<EdaSimulator>,
     pub dir: TempDir,
 }
+
+/// The bearer token the bed's EDA simulator expects.
+pub const EDA_TOKEN: &str = "eda-sim-token";
 
 /// The job behaviour tests want by default: quick, successful.
 pub fn quick_job() -> JobBehavior {
@@ -71,8 +77,36 @@ impl Bed {
             aap,
             kubevirt,
             runner: None,
+            eda: None,
             dir: tempfile::tempdir()?,
         })
+    }
+
+    /// Starts the EDA simulator; returns the runner settings that select it.
+    pub async fn start_eda(&mut self) -> anyhow::Result<Vec<(String, String)>> {
+        let sim = EdaSimulator::start(
+            EdaSimConfig::new()
+                .token(EDA_TOKEN)
+                .kube(self.client.clone()),
+        )
+        .await?;
+        let env = vec![
+            (
+                "CLOUDKIT_PROVISIONING_PROVIDER".to_string(),
+                "eda".to_string(),
+            ),
+            (
+                "CLOUDKIT_COMPUTE_INSTANCE_PROVISION_WEBHOOK".into(),
+                sim.provision_url(),
+            ),
+            (
+                "CLOUDKIT_COMPUTE_INSTANCE_DEPROVISION_WEBHOOK".into(),
+                sim.deprovision_url(),
+            ),
+            ("CLOUDKIT_EDA_TOKEN".into(), EDA_TOKEN.into()),
+        ];
+        self.eda = Some(sim);
+        Ok(env)
     }
 
     /// Everything, with the runner started.
