@@ -92,7 +92,7 @@ pub fn jobs_of(ci: &ComputeInstance) -> &[JobEntry] {
 /// Newest first by creation time; among equal times, the later entry first.
 pub fn newest_first(jobs: &[JobEntry]) -> Vec<&JobEntry> {
     let mut sorted: Vec<&JobEntry> = jobs.iter().rev().collect();
-    sorted.sort_by(|a, b| b.timestamp.0.cmp(&a.timestamp.0));
+    sorted.sort_by_key(|j| std::cmp::Reverse(j.timestamp.0));
     sorted
 }
 

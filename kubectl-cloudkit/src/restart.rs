@@ -107,7 +107,8 @@ pub fn announcement(
     let replaced = replaced
         .map(|r| format!(" (replaces the restart scheduled for {r})"))
         .unwrap_or_default();
-    let ahead = request.duration_since(now).as_secs();
+    // The request was cut to whole seconds: so is "now", or 10m reads as 9m59s.
+    let ahead = request.duration_since(whole_seconds(now)).as_secs();
     if ahead > 1 {
         format!(
             "restart of computeinstance {name:?} scheduled for {request} (in {}){replaced}",
@@ -233,6 +234,9 @@ mod tests {
     #[test]
     fn announcements() {
         let now = ts("2026-11-22T10:00:00Z");
+        let fraction = ts("2026-11-22T10:00:00.8Z");
+        let request = request_time(fraction, None, Some(600), None).unwrap();
+        assert!(announcement("vm-1", request, fraction, None).ends_with("(in 10m)"));
         assert_eq!(
             announcement("vm-1", now, now, None),
             r#"restart of computeinstance "vm-1" requested at 2026-11-22T10:00:00Z"#
