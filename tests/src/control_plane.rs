@@ -70,6 +70,8 @@ pub struct ControlPlane {
     admin_kubeconfig: PathBuf,
     kubeconfig_count: AtomicU64,
     running: Mutex<Option<Running>>,
+    /// How the API server was started, so a test can restart it.
+    apiserver_command: (PathBuf, Vec<String>),
 }
 
 /// Field order is drop order: the API server before its etcd, the directory last.
@@ -226,6 +228,7 @@ impl ControlPlane {
             &apiserver_args,
             dir.join("kube-apiserver.log"),
         )?;
+        let apiserver_command = (binaries.kube_apiserver.clone(), apiserver_args);
 
         let server_url = format!("https://127.0.0.1:{apiserver_port}");
         let admin_kubeconfig = dir.join("kubeconfig");
@@ -240,6 +243,7 @@ impl ControlPlane {
                 etcd,
                 _dir: tmp,
             })),
+            apiserver_command,
         };
         let admin = cp.kubeconfig_document(ADMIN_USER, Some(ADMIN_GROUP), "default")?;
         cp.write_kubeconfig(&cp.admin_kubeconfig, ADMIN_USER, &admin)?;
@@ -248,6 +252,25 @@ impl ControlPlane {
         cp.wait_ready(&client).await?;
         crds::install(&client, crds).await?;
         Ok(cp)
+    }
+
+    /// Kills kube-apiserver (SIGKILL), keeps it down for `down_for`, starts it again on the
+    /// same port with the same etcd, and waits until it is ready: what a control-plane
+    /// upgrade or crash looks like to clients.
+    pub async fn restart_apiserver(&self, down_for: Duration) -> Result<(), Error> {
+        self.with_running(|r| r.apiserver.kill())?;
+        tokio::time::sleep(down_for).await;
+        let (binary, args) = &self.apiserver_command;
+        let log = self.dir.join("kube-apiserver-restarted.log");
+        let fresh = ServerProcess::start("kube-apiserver", binary, args, log)?;
+        self.with_running(|r| r.apiserver = fresh)?;
+        let client = self.client().await?;
+        self.wait_ready(&client).await
+    }
+
+    fn with_running<T>(&self, f: impl FnOnce(&mut Running) -> T) -> Result<T, Error> {
+        let mut guard = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        guard.as_mut().map(f).ok_or(Error::Stopped)
     }
 
     async fn wait_ready(&self, client: &kube::Client) -> Result<(), Error> {

@@ -9,6 +9,9 @@ use std::time::Duration;
 
 #[derive(thiserror::Error)]
 pub enum Error {
+    #[error("the test control plane is stopped")]
+    Stopped,
+
     #[error(
         "go not found on PATH: install Go {min_go} to build the test control plane (kube-apiserver and etcd)"
     )]

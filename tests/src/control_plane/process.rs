@@ -93,6 +93,12 @@ impl ServerProcess {
         Ok(Self { name, child, log })
     }
 
+    /// SIGKILL now (and reap), as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// `Some(status)` if the process has exited.
     pub fn exited(&mut self) -> Option<ExitStatus> {
         self.child.try_wait().ok().flatten()
