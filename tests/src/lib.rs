@@ -1,9 +1,11 @@
 //! cloudkit test bed.
 pub mod aap_sim;
 pub mod bed;
+pub mod bench;
 pub mod control_plane;
 pub mod demo;
 pub mod eda_sim;
 pub mod kubevirt_sim;
 pub mod runner_process;
 pub mod stack;
+pub mod observe;

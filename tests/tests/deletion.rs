@@ -1,6 +1,7 @@
 //! End to end: deletion — cancel before deprovision, exactly one deprovision, policies
 //! (lifecycle rules 1, 2, 4, 5).
 
+use cloudkit_testbed::observe::{jobs_of, running};
 use std::time::Duration;
 
 use cloudkit_shared::conditions as cond;
@@ -12,17 +13,6 @@ use cloudkit_testbed::bed::{Bed, DEPROVISION_TEMPLATE_ID, PROVISION_TEMPLATE_ID,
 use kube::api::{Api, DynamicObject, ListParams};
 
 const WAIT: Duration = Duration::from_secs(60);
-
-fn jobs_of(ci: &ComputeInstance, t: JobType) -> Vec<cloudkit_shared::JobEntry> {
-    ci.status
-        .as_ref()
-        .map(|s| s.jobs.iter().filter(|j| j.job_type == t).cloned().collect())
-        .unwrap_or_default()
-}
-
-fn running(ci: Option<&ComputeInstance>) -> bool {
-    ci.and_then(|c| c.status.as_ref()).and_then(|s| s.phase) == Some(Phase::Running)
-}
 
 /// No VM with the instance's label anywhere.
 async fn vms_left(bed: &Bed, name: &str) -> anyhow::Result<usize> {

@@ -1,6 +1,7 @@
 //! End to end with the EDA provider: the real runner posts events to the EDA simulator,
 //! whose playbooks act on the real API server; completion is read from the resource.
 
+use cloudkit_testbed::observe::{jobs_of, running};
 use std::time::Duration;
 
 use cloudkit_shared::{ComputeInstance, JobProvider, JobState, JobType, Phase};
@@ -9,17 +10,6 @@ use cloudkit_testbed::eda_sim::{Fault, Scope};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(60);
-
-fn running(ci: Option<&ComputeInstance>) -> bool {
-    ci.and_then(|c| c.status.as_ref()).and_then(|s| s.phase) == Some(Phase::Running)
-}
-
-fn jobs_of(ci: &ComputeInstance, t: JobType) -> Vec<cloudkit_shared::JobEntry> {
-    ci.status
-        .as_ref()
-        .map(|s| s.jobs.iter().filter(|j| j.job_type == t).cloned().collect())
-        .unwrap_or_default()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eda_provisions_and_deprovisions_through_the_resource() -> anyhow::Result<()> {

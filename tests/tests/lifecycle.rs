@@ -1,6 +1,7 @@
 //! End to end on the real control plane: the real runner process provisions through the AAP
 //! simulator (issue: provisioning lifecycle).
 
+use cloudkit_testbed::observe::{condition, jobs_of, phase, running};
 use std::time::Duration;
 
 use cloudkit_shared::conditions as cond;
@@ -10,33 +11,6 @@ use cloudkit_testbed::bed::{Bed, PROVISION_TEMPLATE_ID};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(60);
-
-fn phase(ci: Option<&ComputeInstance>) -> Option<Phase> {
-    ci.and_then(|c| c.status.as_ref()).and_then(|s| s.phase)
-}
-
-fn jobs_of(ci: &ComputeInstance, t: JobType) -> Vec<cloudkit_shared::JobEntry> {
-    ci.status
-        .as_ref()
-        .map(|s| s.jobs.iter().filter(|j| j.job_type == t).cloned().collect())
-        .unwrap_or_default()
-}
-
-fn condition(
-    ci: &ComputeInstance,
-    t: &str,
-) -> Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
-    ci.status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == t)
-        .cloned()
-}
-
-fn running(ci: Option<&ComputeInstance>) -> bool {
-    phase(ci) == Some(Phase::Running)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_reaches_running_with_one_succeeded_provision_job() -> anyhow::Result<()> {

@@ -1,6 +1,7 @@
 //! End to end: restart by VMI deletion, scheduled restarts, cancel provisioning in place
 //! (signals and lifecycle rule 6).
 
+use cloudkit_testbed::observe::{condition, jobs_of, running};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -16,26 +17,6 @@ use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(60);
-
-fn running(ci: Option<&ComputeInstance>) -> bool {
-    ci.and_then(|c| c.status.as_ref()).and_then(|s| s.phase) == Some(Phase::Running)
-}
-
-fn condition(ci: &ComputeInstance, t: &str) -> Option<Condition> {
-    ci.status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == t)
-        .cloned()
-}
-
-fn jobs_of(ci: &ComputeInstance, t: JobType) -> Vec<cloudkit_shared::JobEntry> {
-    ci.status
-        .as_ref()
-        .map(|s| s.jobs.iter().filter(|j| j.job_type == t).cloned().collect())
-        .unwrap_or_default()
-}
 
 async fn vmi_uid(bed: &Bed, name: &str) -> anyhow::Result<Option<String>> {
     let api: Api<DynamicObject> =

@@ -1,16 +1,12 @@
 //! End to end: the runner as an operator runs it — leader election, metrics, SIGTERM.
 
+use cloudkit_testbed::observe::running;
 use std::time::{Duration, Instant};
 
-use cloudkit_shared::Phase;
 use cloudkit_testbed::bed::Bed;
 use cloudkit_testbed::runner_process::RunnerProcess;
 
 const WAIT: Duration = Duration::from_secs(60);
-
-fn running(ci: Option<&cloudkit_shared::ComputeInstance>) -> bool {
-    ci.and_then(|c| c.status.as_ref()).and_then(|s| s.phase) == Some(Phase::Running)
-}
 
 /// The address the runner's health/metrics server bound (from its JSON log).
 fn metrics_addr(logs: &str) -> Option<String> {
