@@ -59,6 +59,9 @@ pub enum Fault {
     CommitThenStatus(u16),
     /// Do the work, then never answer.
     CommitThenHang,
+    /// Do the work, then answer its status with a body that is not valid JSON (an answer
+    /// cut short by a proxy).
+    CommitThenMalformed,
     /// Cancel only: answer 202 but never cancel the job.
     LostCancel,
 }

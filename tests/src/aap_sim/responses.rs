@@ -98,6 +98,16 @@ pub(crate) fn too_many_requests(retry_after_secs: u64) -> Response {
     response
 }
 
+/// The view's status with a JSON document cut short, as a proxy that dropped the rest
+/// of the answer leaves it.
+pub(crate) fn malformed(status: u16) -> Response {
+    text(
+        status,
+        "application/json",
+        "{\"id\": 1, \"status\": \"pend".to_owned(),
+    )
+}
+
 /// An injected error status. AWX answers its own 500s in JSON; 502 / 503 / 504 come from
 /// the proxy in front of it, as HTML, so clients must not expect JSON there.
 pub(crate) fn injected(status: u16) -> Response {

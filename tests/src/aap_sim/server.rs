@@ -119,6 +119,7 @@ async fn dispatch(State(shared): State<Arc<Shared>>, request: Request) -> Respon
     let response = match fault {
         Some(Fault::CommitThenStatus(status)) => responses::injected(status),
         Some(Fault::CommitThenHang) => return hang(&shared).await,
+        Some(Fault::CommitThenMalformed) => responses::malformed(response.status().as_u16()),
         _ => response,
     };
     if !slow_response.is_zero() {
