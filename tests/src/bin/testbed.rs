@@ -37,11 +37,24 @@ enum Cmd {
     Up,
     /// Start everything, walk through create / restart / cancel / delete, then stop.
     Demo,
+    /// Measure restart latency, settle time, memory, CPU, AAP polling and the plugin on a
+    /// control plane of its own; print the table and write it to BENCHMARKS.md.
+    Bench {
+        /// Small sizes (a minute or two); written to target/BENCHMARKS-quick.md by default.
+        #[arg(long)]
+        quick: bool,
+        /// Where to write the table (default: BENCHMARKS.md at the repository root).
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
 }
 
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
+    if let Cmd::Bench { quick, output } = &cli.command {
+        std::process::exit(bench(*quick, output.clone()).await);
+    }
     let job_duration = match cloudkit_shared::signals::parse_duration(&cli.job_duration) {
         Ok(d) => d,
         Err(e) => exit(2, &e.to_string()),
@@ -72,6 +85,7 @@ async fn main() {
             wait_for_stop().await;
             0
         }
+        Cmd::Bench { .. } => unreachable!("dispatched before the stack starts"),
         Cmd::Demo => {
             if stack.runner.is_none() {
                 exit(2, "demo needs the runner: drop --no-runner");
@@ -98,6 +112,51 @@ async fn main() {
     stack.down(&progress).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     std::process::exit(code);
+}
+
+/// `testbed bench`: returns the exit code (1 when a figure could not be measured).
+async fn bench(quick: bool, output: Option<PathBuf>) -> i32 {
+    use cloudkit_testbed::bench::{self, BenchOptions};
+    let options = if quick {
+        BenchOptions::quick()
+    } else {
+        BenchOptions::full()
+    };
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let output = output.unwrap_or_else(|| {
+        if quick {
+            cloudkit_testbed::runner_process::target_dir().join("BENCHMARKS-quick.md")
+        } else {
+            root.join("BENCHMARKS.md")
+        }
+    });
+    let progress = Progress::new();
+    progress.say("starting kube-apiserver and etcd for the benchmarks");
+    let cp = match cloudkit_testbed::control_plane::ControlPlane::start().await {
+        Ok(cp) => cp,
+        Err(e) => exit(1, &format!("{e:#}")),
+    };
+    let report = match bench::run(&cp, &options, &progress).await {
+        Ok(r) => r,
+        Err(e) => exit(1, &format!("bench failed: {e:#}")),
+    };
+    drop(cp);
+    println!("{}", report.render());
+    match report.write(&output) {
+        Ok(()) => progress.say(format!("written to {}", output.display())),
+        Err(e) => exit(1, &format!("writing {}: {e}", output.display())),
+    }
+    let missed = report.missed();
+    if !missed.is_empty() {
+        progress.say(format!("targets missed: {}", missed.join("; ")));
+    }
+    let missing = report.missing();
+    if missing.is_empty() {
+        0
+    } else {
+        eprintln!("testbed: not measured: {}", missing.join(", "));
+        1
+    }
 }
 
 fn exit(code: i32, message: &str) -> ! {

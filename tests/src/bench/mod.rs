@@ -1,0 +1,706 @@
+//! Benchmarks (issue #14): restart latency, settle time, runner memory and CPU, AAP
+//! requests per poll tick, the plugin's wall time and the binaries' sizes, each printed
+//! beside its target and never asserted. `testbed bench [--quick]` runs them on a
+//! control plane of their own; the smoke test runs them at tiny sizes on the shared one.
+//!
+//! One file per measurement; this one runs them in order and collects the table:
+//! a seed instance is provisioned by the runner, copies of it are created Running
+//! (see [`population`]), and one namespace grows through the sizes; at each size a fresh
+//! runner settles it (settle time, status writes, memory, CPU) and, where asked, restarts
+//! are timed. Then an idle runner, the AAP poll, the plugin and the binary sizes.
+
+pub mod aap_poll;
+pub mod binaries;
+pub mod machine;
+pub mod memory;
+pub mod plugin;
+pub mod population;
+pub mod report;
+pub mod restart;
+pub mod runner;
+pub mod settle;
+pub mod stats;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+
+use crate::aap_sim::{
+    AapSimConfig, AapSimulator, DEFAULT_TOKEN, JobBehavior, Role, TemplateConfig,
+};
+use crate::bed::{
+    DEPROVISION_TEMPLATE, DEPROVISION_TEMPLATE_ID, PROVISION_TEMPLATE, PROVISION_TEMPLATE_ID,
+    quick_job,
+};
+use crate::control_plane::ControlPlane;
+use crate::stack::Progress;
+
+use aap_poll::{PollFigure, PollSettings};
+use binaries::{Binaries, Profile};
+use machine::{Machine, Versions};
+use memory::ObjectBytes;
+use population::{Seed, instance_name};
+use report::{Figure, Report, Section, count, mib, ms, secs};
+use restart::Restarts;
+use runner::{BenchRunner, RunnerSetup};
+use settle::Settled;
+
+/// Sizes and knobs of one run.
+#[derive(Clone, Debug)]
+pub struct BenchOptions {
+    pub profile: Profile,
+    /// Populations the namespace grows through, ascending; each is settled by a fresh runner.
+    pub sizes: Vec<usize>,
+    /// The populations at which restarts are timed.
+    pub restart_at: Vec<usize>,
+    /// Restarts timed per population at most (instances not restarted before).
+    pub restart_samples: usize,
+    /// In-flight AAP jobs at which the poll is counted, ascending.
+    pub in_flight: Vec<usize>,
+    pub poll_ticks: usize,
+    pub poll_interval: Duration,
+    /// Runs of each plugin command.
+    pub plugin_runs: usize,
+    /// Instances created at a time.
+    pub concurrency: usize,
+    /// How long the runner must stay without reconciles to count as settled.
+    pub quiet: Duration,
+    /// Growing to a size whose creation would end past this (from the start) is skipped.
+    pub budget: Option<Duration>,
+    /// The command line, for the report.
+    pub command: String,
+}
+
+impl BenchOptions {
+    /// The issue's sizes.
+    pub fn full() -> Self {
+        Self {
+            profile: Profile::Release,
+            sizes: vec![100, 1_000, 10_000],
+            restart_at: vec![100, 1_000],
+            restart_samples: 200,
+            in_flight: vec![10, 100, 1_000],
+            poll_ticks: 10,
+            poll_interval: Duration::from_secs(1),
+            plugin_runs: 20,
+            concurrency: 32,
+            quiet: Duration::from_secs(2),
+            budget: Some(Duration::from_secs(15 * 60)),
+            command: "cargo run --release -p cloudkit-testbed -- bench".into(),
+        }
+    }
+
+    /// Small sizes: every figure, in about a minute.
+    pub fn quick() -> Self {
+        Self {
+            sizes: vec![10, 50, 200],
+            restart_at: vec![10, 50],
+            restart_samples: 20,
+            in_flight: vec![3, 30, 250],
+            poll_ticks: 3,
+            plugin_runs: 5,
+            quiet: Duration::from_secs(1),
+            budget: None,
+            command: "cargo run --release -p cloudkit-testbed -- bench --quick".into(),
+            ..Self::full()
+        }
+    }
+
+    /// Tiny sizes and the debug build, for the smoke test.
+    pub fn smoke() -> Self {
+        Self {
+            profile: Profile::Debug,
+            sizes: vec![5],
+            restart_at: vec![5],
+            restart_samples: 5,
+            in_flight: vec![3],
+            poll_ticks: 2,
+            plugin_runs: 3,
+            command: "cargo test -p cloudkit-testbed --test bench_smoke".into(),
+            ..Self::quick()
+        }
+    }
+}
+
+/// Runs every measurement on `cp`; a measurement that fails leaves its figures "not
+/// measured" and says why in the notes, and the others still run.
+pub async fn run(
+    cp: &ControlPlane,
+    options: &BenchOptions,
+    progress: &Progress,
+) -> anyhow::Result<Report> {
+    let started = Instant::now();
+    let mut machine = Machine::read();
+    progress.say(format!(
+        "building cloudkit-runner and kubectl-cloudkit ({} profile)",
+        options.profile.name()
+    ));
+    let profile = options.profile;
+    let bins = tokio::task::spawn_blocking(move || Binaries::build(profile))
+        .await
+        .context("the build task panicked")??;
+    progress.say(format!("built in {}", secs(bins.build_time)));
+    let versions = Versions::read(bins.runner_version());
+    let client = cp.client().await?;
+    let dir = tempfile::Builder::new()
+        .prefix("cloudkit-bench-")
+        .tempdir()?;
+    let token_file = dir.path().join("aap-token");
+    std::fs::write(&token_file, DEFAULT_TOKEN)?;
+    let mut bench = Bench {
+        cp,
+        client,
+        bins,
+        options,
+        progress,
+        dir: dir.path().to_path_buf(),
+        token_file,
+        runners: 0,
+        started,
+        sections: Vec::new(),
+        notes: Vec::new(),
+    };
+    bench.notes.push(format!(
+        "Runner: the {} build, started as a process with the test bed's environment (AAP simulator, poll interval {}), watching only the bench's namespace, `CLOUDKIT_LOG=warn` (plus `cloudkit_runner::http=info` for the one line that names the metrics address), leader election on with a fresh Lease per start.",
+        options.profile.name(),
+        ms(options.poll_interval)
+    ));
+    bench.notes.push("Running instances are not provisioned one by one: one seed instance is provisioned by the runner through the AAP simulator; each copy gets a VM, a Running VMI, the seed's finalizer and reconciled-config-version annotation, and the seed's settled status (name, namespace and UID swapped) written by server-side apply under the runner's field manager, exactly as the runner writes it. The runner then only has to settle them.".into());
+    bench.notes.push("Timings share two cores with kube-apiserver, etcd, the simulators, the bench itself and other engineers' test runs (see the load averages): treat single figures as noisy; latencies are medians / percentiles of many samples.".into());
+
+    let sim = quick_simulator(&bench.client).await?;
+    let seed = match bench.seed(&sim).await {
+        Ok(seed) => Some(seed),
+        Err(e) => {
+            bench.failed("Seed instance", &e);
+            None
+        }
+    };
+    if let Some(seed) = &seed {
+        if let Err(e) = bench.scale(&sim, seed).await {
+            bench.failed("Settle, memory, CPU and restarts", &e);
+        }
+    } else {
+        bench.section(
+            "Settle, memory, CPU and restarts",
+            vec![Figure::missing("all sizes")],
+        );
+    }
+    if let Err(e) = bench.idle(&sim).await {
+        bench.failed("Runner memory, idle", &e);
+    }
+    sim.stop().await;
+    if let Err(e) = bench.aap_poll().await {
+        bench.failed("AAP requests per poll tick", &e);
+    }
+    if let Err(e) = bench.plugin(seed.as_ref()).await {
+        bench.failed("Plugin wall time", &e);
+    }
+    bench.binary_sizes();
+    machine.load_at_end = machine::load_average();
+    let date = k8s_openapi::jiff::Timestamp::now()
+        .strftime("%Y-%m-%d %H:%M UTC")
+        .to_string();
+    Ok(Report {
+        command: options.command.clone(),
+        date,
+        profile: options.profile,
+        machine,
+        versions,
+        sections: bench.sections,
+        notes: bench.notes,
+        build_time: bench.bins.build_time,
+        run_time: started.elapsed(),
+    })
+}
+
+/// The AAP simulator for seeding and settling: quick, successful jobs whose playbooks
+/// create the VM and VMI in the cluster.
+async fn quick_simulator(client: &kube::Client) -> anyhow::Result<AapSimulator> {
+    Ok(simulator(client, quick_job()).await?)
+}
+
+async fn simulator(
+    client: &kube::Client,
+    provision_behavior: JobBehavior,
+) -> Result<AapSimulator, crate::aap_sim::AapSimError> {
+    let provision = TemplateConfig::job(PROVISION_TEMPLATE_ID, PROVISION_TEMPLATE)
+        .role(Role::Provision)
+        .behavior(provision_behavior);
+    let deprovision = TemplateConfig::job(DEPROVISION_TEMPLATE_ID, DEPROVISION_TEMPLATE)
+        .role(Role::Deprovision)
+        .behavior(quick_job());
+    AapSimulator::start(
+        AapSimConfig::new()
+            .template(provision)
+            .template(deprovision)
+            .kube(client.clone()),
+    )
+    .await
+}
+
+fn aap_requests(sim: &AapSimulator) -> u64 {
+    sim.counters().values().map(|c| c.requests).sum()
+}
+
+struct Bench<'a> {
+    cp: &'a ControlPlane,
+    client: kube::Client,
+    bins: Binaries,
+    options: &'a BenchOptions,
+    progress: &'a Progress,
+    dir: PathBuf,
+    token_file: PathBuf,
+    runners: usize,
+    started: Instant,
+    sections: Vec<Section>,
+    notes: Vec<String>,
+}
+
+impl Bench<'_> {
+    fn section(&mut self, title: &str, figures: Vec<Figure>) {
+        match self.sections.iter_mut().find(|s| s.title == title) {
+            Some(s) => s.figures.extend(figures),
+            None => self.sections.push(Section {
+                title: title.to_string(),
+                figures,
+            }),
+        }
+    }
+
+    fn failed(&mut self, title: &str, error: &anyhow::Error) {
+        self.progress.say(format!("{title}: failed: {error:#}"));
+        self.section(title, vec![Figure::missing(format!("{title} (failed)"))]);
+        self.notes.push(format!(
+            "{title} failed: {}",
+            format!("{error:#}").replace('\n', " ")
+        ));
+    }
+
+    fn start_runner(&mut self, namespace: &str, aap_url: String) -> anyhow::Result<BenchRunner> {
+        self.runners += 1;
+        let setup = RunnerSetup {
+            aap_url,
+            aap_token_file: self.token_file.clone(),
+            namespace: namespace.to_string(),
+            poll_interval: self.options.poll_interval,
+            lease_name: format!("cloudkit-bench-{}", self.runners),
+        };
+        let log = self.dir.join(format!("runner-{}.log", self.runners));
+        BenchRunner::start(&self.bins.runner, self.cp.kubeconfig_path(), &setup, log)
+    }
+
+    async fn seed(&mut self, sim: &AapSimulator) -> anyhow::Result<(String, Seed)> {
+        let namespace = self.cp.test_namespace("bench-seed").await?;
+        self.progress
+            .say("provisioning the seed instance through the runner and the AAP simulator");
+        let mut runner = self.start_runner(&namespace, sim.base_url())?;
+        let seed = Seed::provision(
+            &self.client,
+            &namespace,
+            &mut runner,
+            Duration::from_secs(90),
+        )
+        .await?;
+        runner.stop(Duration::from_secs(10));
+        Ok((namespace, seed))
+    }
+
+    /// Grows one namespace through the sizes; settles and restarts at each.
+    async fn scale(
+        &mut self,
+        sim: &AapSimulator,
+        (_, seed): &(String, Seed),
+    ) -> anyhow::Result<()> {
+        let namespace = self.cp.test_namespace("bench-scale").await?;
+        let options = self.options;
+        let mut present = 0;
+        let mut restarted_up_to = 0;
+        let mut rate: Option<f64> = None;
+        for &size in &options.sizes {
+            if let (Some(budget), Some(rate)) = (options.budget, rate) {
+                let estimate = Duration::from_secs_f64((size - present) as f64 / rate);
+                // Creating is about half of what a size costs (settling and restarts follow).
+                if self.started.elapsed() + estimate * 2 > budget {
+                    self.section(
+                        "Settle time",
+                        vec![Figure::missing(format!("{} instances", count(size)))],
+                    );
+                    self.notes.push(format!(
+                        "{} instances were not measured: creating {} more at the measured {rate:.0} instances/s would take about {}, which with settling does not fit the {} budget; {} is the largest size measured.",
+                        count(size),
+                        count(size - present),
+                        secs(estimate),
+                        secs(budget),
+                        count(present)
+                    ));
+                    break;
+                }
+            }
+            self.progress.say(format!(
+                "creating {} Running instances ({} in flight)",
+                count(size - present),
+                options.concurrency
+            ));
+            let took = population::create_running(
+                &self.client,
+                &namespace,
+                seed,
+                present..size,
+                options.concurrency,
+            )
+            .await?;
+            let made = size - present;
+            rate = Some(made as f64 / took.as_secs_f64().max(1e-3));
+            self.section(
+                "Creating instances (5 API writes each, concurrently)",
+                vec![Figure::new(
+                    format!(
+                        "{} → {} Running instances, {} in flight",
+                        count(present),
+                        count(size),
+                        options.concurrency
+                    ),
+                    format!(
+                        "{} ({:.0} instances/s)",
+                        secs(took),
+                        rate.unwrap_or_default()
+                    ),
+                )],
+            );
+            present = size;
+            self.progress.say(format!(
+                "created in {}; starting a runner to settle {}",
+                secs(took),
+                count(size)
+            ));
+            let mut runner = self.start_runner(&namespace, sim.base_url())?;
+            let timeout = Duration::from_secs(120) + Duration::from_millis(30 * size as u64);
+            let settled = settle::wait(&mut runner, size, options.quiet, timeout, || {
+                aap_requests(sim)
+            })
+            .await?;
+            self.progress.say(format!(
+                "settled {} in {} ({} reconciles, {} status writes, peak RSS {})",
+                count(size),
+                secs(settled.settle),
+                settled.metrics.reconciles,
+                settled.metrics.status_writes,
+                mib(settled.proc.peak_rss)
+            ));
+            self.settled_figures(&settled);
+            if options.restart_at.contains(&size) {
+                let picks = restart::spread(restarted_up_to..size, options.restart_samples);
+                let names: Vec<String> = picks.iter().map(|&i| instance_name(i)).collect();
+                self.progress.say(format!(
+                    "timing {} restarts, one at a time, with {} instances",
+                    names.len(),
+                    count(size)
+                ));
+                let restarts = restart::measure(&self.client, &namespace, size, &names)
+                    .await
+                    .with_context(|| format!("restarts with {} instances", count(size)))?;
+                restarted_up_to = size;
+                self.restart_figures(&restarts);
+            }
+            runner.stop(Duration::from_secs(10));
+            if Some(&size) == options.sizes.last() {
+                let bytes = ObjectBytes::measure(&self.client, &namespace, 50).await?;
+                self.object_bytes_note(&bytes, size);
+            }
+        }
+        Ok(())
+    }
+
+    fn settled_figures(&mut self, s: &Settled) {
+        let n = count(s.instances);
+        let mut settle = vec![
+            Figure::new(
+                format!("{n} instances: start → all reconciled"),
+                format!(
+                    "{} ({} reconciles; lease at {}, first reconcile at {})",
+                    secs(s.settle),
+                    s.metrics.reconciles,
+                    s.to_leader.map(secs).unwrap_or_else(|| "-".into()),
+                    s.to_first_reconcile.map(secs).unwrap_or_else(|| "-".into())
+                ),
+            ),
+            Figure::new(
+                format!("{n} instances: status writes while settling"),
+                s.metrics.status_writes.to_string(),
+            )
+            .target("0", s.metrics.status_writes == 0),
+        ];
+        if s.aap_requests > 0 {
+            self.notes.push(format!(
+                "Settling {n} instances made {} AAP requests (nothing was in flight).",
+                s.aap_requests
+            ));
+        }
+        let mut rss = Figure::new(
+            format!("{n} instances: peak RSS (VmHWM)"),
+            format!("{} (RSS now {})", mib(s.proc.peak_rss), mib(s.proc.rss)),
+        );
+        let limit = match s.instances {
+            1_000 => Some(30),
+            10_000 => Some(100),
+            _ => None,
+        };
+        if let Some(limit) = limit {
+            rss = rss.target(
+                format!("< {limit} MiB"),
+                s.proc.peak_rss < limit * 1024 * 1024,
+            );
+        }
+        let cpu = match s.cpu_per_1000_reconciles() {
+            Some(cpu) => Figure::new(
+                format!("{n} instances: CPU per 1,000 reconciles"),
+                format!(
+                    "{cpu:.3} s ({:.2} s CPU / {} reconciles; mean reconcile {})",
+                    s.proc.cpu_seconds,
+                    s.metrics.reconciles,
+                    s.mean_reconcile().map(ms).unwrap_or_else(|| "-".into())
+                ),
+            ),
+            None => Figure::missing(format!("{n} instances: CPU per 1,000 reconciles")),
+        };
+        if s.metrics.reconcile_errors > 0 {
+            self.notes.push(format!(
+                "Settling {n} instances: {} reconciles failed.",
+                s.metrics.reconcile_errors
+            ));
+        }
+        self.section("Settle time", std::mem::take(&mut settle));
+        self.section("Runner memory", vec![rss]);
+        self.section("Runner CPU", vec![cpu]);
+    }
+
+    fn restart_figures(&mut self, r: &Restarts) {
+        let n = count(r.instances);
+        let samples = r.samples.len();
+        let mut figures = Vec::new();
+        match r.latency(50.0) {
+            Some(p50) => figures.push(Figure::new(
+                format!("{n} instances: p50 ({samples} restarts)"),
+                ms(p50),
+            )),
+            None => figures.push(Figure::missing(format!("{n} instances: p50"))),
+        }
+        match r.latency(99.0) {
+            Some(p99) => {
+                let mut f = Figure::new(
+                    format!(
+                        "{n} instances: p99 (max {})",
+                        r.latency(100.0).map(ms).unwrap_or_default()
+                    ),
+                    ms(p99),
+                );
+                if r.instances == 1_000 {
+                    f = f.target("< 50 ms", p99 < Duration::from_millis(50));
+                }
+                figures.push(f);
+            }
+            None => figures.push(Figure::missing(format!("{n} instances: p99"))),
+        }
+        match (r.to_intent(50.0), r.intent_to_delete(50.0)) {
+            (Some(a), Some(b)) => figures.push(Figure::new(
+                format!("{n} instances: p50 of the two steps"),
+                format!(
+                    "{} patch → restart job in status, {} → VMI deleted (p99 {} / {})",
+                    ms(a),
+                    ms(b),
+                    r.to_intent(99.0).map(ms).unwrap_or_default(),
+                    r.intent_to_delete(99.0).map(ms).unwrap_or_default()
+                ),
+            )),
+            _ => figures.push(Figure::missing(format!("{n} instances: steps"))),
+        }
+        if r.unfinished > 0 {
+            self.notes.push(format!(
+                "With {n} instances, {} of {samples} restarts were not acknowledged (lastRestartedAt) within 30 s of the VMI deletion.",
+                r.unfinished
+            ));
+        }
+        if let Some(rtt) = r.patch_round_trip(50.0) {
+            self.notes.push(format!(
+                "Restart latency with {n} instances is timed from the response to the merge patch of `spec.restartRequestedAt` (the plugin's patch, field manager kubectl-cloudkit; the patch itself took {} p50) to the VMI's DELETED watch event; the bench recreates the VMI at once (as virt-controller) and waits for the acknowledgement before the next restart.",
+                ms(rtt)
+            ));
+        }
+        self.section("Restart latency (patch → VMI DELETED)", figures);
+    }
+
+    fn object_bytes_note(&mut self, b: &ObjectBytes, size: usize) {
+        self.notes.push(format!(
+            "What the runner's watch caches hold per instance (JSON, before parsing into maps): ComputeInstance {} B, VM {} B, VMI {} B = {} B, of which managedFields {} B ({:.0}%). For {} instances that is {} of JSON alone; the parsed `DynamicObject`s (serde_json maps) of VMs and VMIs take several times their JSON size.",
+            b.instance,
+            b.vm,
+            b.vmi,
+            b.per_instance(),
+            b.managed_fields,
+            100.0 * b.managed_fields as f64 / b.per_instance().max(1) as f64,
+            count(size),
+            mib((b.per_instance() * size) as u64)
+        ));
+    }
+
+    async fn idle(&mut self, sim: &AapSimulator) -> anyhow::Result<()> {
+        let namespace = self.cp.test_namespace("bench-idle").await?;
+        self.progress.say("measuring an idle runner");
+        let mut runner = self.start_runner(&namespace, sim.base_url())?;
+        let settled = settle::wait(
+            &mut runner,
+            0,
+            Duration::from_secs(3),
+            Duration::from_secs(60),
+            || aap_requests(sim),
+        )
+        .await?;
+        runner.stop(Duration::from_secs(10));
+        self.section(
+            "Runner memory",
+            vec![Figure::new(
+                "idle (no instances): peak RSS (VmHWM)",
+                format!(
+                    "{} (RSS now {})",
+                    mib(settled.proc.peak_rss),
+                    mib(settled.proc.rss)
+                ),
+            )],
+        );
+        Ok(())
+    }
+
+    async fn aap_poll(&mut self) -> anyhow::Result<()> {
+        let options = self.options;
+        let sim = simulator(
+            &self.client,
+            JobBehavior {
+                pending: Duration::from_millis(50),
+                waiting: Duration::from_millis(50),
+                ..quick_job()
+            }
+            .hold_running(),
+        )
+        .await?;
+        let namespace = self.cp.test_namespace("bench-aap-poll").await?;
+        let mut runner = self.start_runner(&namespace, sim.base_url())?;
+        let settings = PollSettings {
+            ticks: options.poll_ticks,
+            interval: options.poll_interval,
+            concurrency: options.concurrency,
+        };
+        let mut already = 0;
+        let mut figures = Vec::new();
+        let mut result = Ok(());
+        for &n in &options.in_flight {
+            self.progress.say(format!(
+                "holding {} AAP jobs running and counting job-list requests over {} ticks",
+                count(n),
+                options.poll_ticks
+            ));
+            match aap_poll::measure_one(&self.client, &namespace, &sim, already, n, &settings).await
+            {
+                Ok(f) => figures.push(poll_figure(&f)),
+                Err(e) => {
+                    result = Err(e.context(format!(
+                        "{} in flight; runner log:\n{}",
+                        count(n),
+                        runner.log_tail(10)
+                    )));
+                    break;
+                }
+            }
+            already = n;
+        }
+        runner.stop(Duration::from_secs(10));
+        sim.stop().await;
+        self.section("AAP requests per poll tick", figures);
+        result
+    }
+
+    async fn plugin(&mut self, seed: Option<&(String, Seed)>) -> anyhow::Result<()> {
+        let (namespace, _) = seed.context("no seed instance to read")?;
+        let runs = self.options.plugin_runs;
+        self.progress.say(format!(
+            "timing kubectl cloudkit jobs and kubectl get -o json, {runs} runs each"
+        ));
+        let (kubeconfig, plugin_dir, plugin, namespace) = (
+            self.cp.kubeconfig_path().to_path_buf(),
+            self.bins.plugin_dir.clone(),
+            self.bins.plugin.clone(),
+            namespace.clone(),
+        );
+        let f = tokio::task::spawn_blocking(move || {
+            plugin::measure(
+                &kubeconfig,
+                &plugin_dir,
+                &plugin,
+                &namespace,
+                population::SEED_NAME,
+                runs,
+            )
+        })
+        .await??;
+        let ratio = f.ratio();
+        self.section(
+            "Plugin wall time (median)",
+            vec![
+                Figure::new(
+                    format!("`kubectl cloudkit jobs NAME` ({runs} runs)"),
+                    ms(f.jobs_via_kubectl),
+                ),
+                Figure::new(
+                    format!("`kubectl get computeinstance NAME -o json` ({runs} runs)"),
+                    ms(f.get_json),
+                ),
+                Figure::new("ratio jobs / get", format!("{ratio:.2}"))
+                    .target("< 0.25", ratio < 0.25),
+                Figure::new(
+                    "`kubectl-cloudkit jobs NAME` run directly",
+                    ms(f.jobs_direct),
+                ),
+                Figure::new(
+                    "`kubectl version --client` (kubectl's own start-up)",
+                    ms(f.kubectl_startup),
+                ),
+            ],
+        );
+        Ok(())
+    }
+
+    fn binary_sizes(&mut self) {
+        let profile = self.bins.profile.name();
+        let figure = |name: &str, size: anyhow::Result<u64>| match size {
+            Ok(bytes) => Figure::new(format!("`{name}` ({profile})"), mib(bytes)),
+            Err(_) => Figure::missing(format!("`{name}` ({profile})")),
+        };
+        let figures = vec![
+            figure("cloudkit-runner", self.bins.runner_size()),
+            figure("kubectl-cloudkit", self.bins.plugin_size()),
+        ];
+        self.section("Binary sizes", figures);
+    }
+}
+
+fn poll_figure(f: &PollFigure) -> Figure {
+    let what = format!("{} jobs in flight", count(f.in_flight));
+    match f.per_tick() {
+        Some(per_tick) => Figure::new(
+            what,
+            format!(
+                "{per_tick:.2} ({} requests / {} ticks; ≤ {} ids per request; launched in {})",
+                f.requests,
+                f.ticks,
+                f.max_ids_per_request,
+                secs(f.launch_time)
+            ),
+        )
+        .target(
+            format!("ceil({}/200) = {}", f.in_flight, f.expected()),
+            (per_tick - f.expected() as f64).abs() < 0.05,
+        ),
+        None => Figure::missing(what),
+    }
+}
