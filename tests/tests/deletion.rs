@@ -5,9 +5,7 @@ use cloudkit_testbed::observe::{jobs_of, running};
 use std::time::Duration;
 
 use cloudkit_shared::conditions as cond;
-use cloudkit_shared::{
-    ComputeInstance, ComputeInstanceSpec, DeprovisionFailurePolicy, JobState, JobType, Phase,
-};
+use cloudkit_shared::{ComputeInstanceSpec, DeprovisionFailurePolicy, JobState, JobType, Phase};
 use cloudkit_testbed::aap_sim::{Fault, JobBehavior, Outcome, Role};
 use cloudkit_testbed::bed::{Bed, DEPROVISION_TEMPLATE_ID, PROVISION_TEMPLATE_ID, quick_job};
 use kube::api::{Api, DynamicObject, ListParams};

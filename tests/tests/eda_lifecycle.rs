@@ -4,7 +4,7 @@
 use cloudkit_testbed::observe::{jobs_of, running};
 use std::time::Duration;
 
-use cloudkit_shared::{ComputeInstance, JobProvider, JobState, JobType, Phase};
+use cloudkit_shared::{JobProvider, JobState, JobType};
 use cloudkit_testbed::bed::Bed;
 use cloudkit_testbed::eda_sim::{Fault, Scope};
 use serde_json::json;

@@ -5,7 +5,7 @@ use cloudkit_testbed::observe::{condition, jobs_of, phase, running};
 use std::time::Duration;
 
 use cloudkit_shared::conditions as cond;
-use cloudkit_shared::{ComputeInstance, JobState, JobType, Phase, reasons};
+use cloudkit_shared::{JobState, JobType, Phase, reasons};
 use cloudkit_testbed::aap_sim::{Endpoint, Role};
 use cloudkit_testbed::bed::{Bed, PROVISION_TEMPLATE_ID};
 use serde_json::json;

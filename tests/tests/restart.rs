@@ -6,11 +6,10 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use cloudkit_shared::conditions as cond;
-use cloudkit_shared::{ComputeInstance, JobState, JobType, Phase, reasons};
+use cloudkit_shared::{JobState, JobType, Phase, reasons};
 use cloudkit_testbed::aap_sim::Role;
 use cloudkit_testbed::bed::{Bed, PROVISION_TEMPLATE_ID, quick_job};
 use cloudkit_testbed::kubevirt_sim::{vm_resource, vmi_resource};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
