@@ -14,7 +14,7 @@ use cloudkit_runner::config::Args;
 use cloudkit_shared::{ComputeInstance, Phase};
 use cloudkit_testbed::bed::Bed;
 use cloudkit_testbed::control_plane::ControlPlane;
-use cloudkit_testbed::kubevirt_sim::vm_resource;
+use cloudkit_testbed::kubevirt_sim::{vm_resource, vmi_resource};
 use cloudkit_testbed::runner_process::runner_binary;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -458,6 +458,17 @@ async fn runner_with_only_its_shipped_rbac_does_the_whole_lifecycle() -> anyhow:
         !logs.to_lowercase().contains("forbidden"),
         "the runner was refused something:\n{logs}"
     );
+
+    // The bed's runner watches one namespace; deployed, it watches all of them, which the
+    // ClusterRoleBinding allows.
+    let all = ListParams::default().limit(1);
+    Api::<ComputeInstance>::all(me.clone()).list(&all).await?;
+    Api::<DynamicObject>::all_with(me.clone(), &vm_resource())
+        .list(&all)
+        .await?;
+    Api::<DynamicObject>::all_with(me.clone(), &vmi_resource())
+        .list(&all)
+        .await?;
 
     // And nothing beyond the role.
     let other_ns = bed.cp.test_namespace("deploy-rbac-other").await?;
