@@ -24,6 +24,11 @@ impl PluginFigures {
     pub fn ratio(&self) -> f64 {
         self.jobs_via_kubectl.as_secs_f64() / self.get_json.as_secs_f64().max(1e-9)
     }
+
+    /// The plugin binary alone ÷ `kubectl get -o json`: the plugin's own share.
+    pub fn direct_ratio(&self) -> f64 {
+        self.jobs_direct.as_secs_f64() / self.get_json.as_secs_f64().max(1e-9)
+    }
 }
 
 /// Runs each command `runs` times (after one warm-up run each); blocking.
