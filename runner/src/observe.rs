@@ -122,8 +122,10 @@ async fn find_intent(job: &JobEntry, ctx: &Context) -> JobObservation {
             provider: found.kind.provider(),
             update: JobUpdate {
                 state: job.state,
+                // The launch's answer never arrived: a restart between launch and
+                // status write, or a lost / unreadable answer.
                 message: format!(
-                    "found job {} launched before the runner restarted",
+                    "found job {} by its correlation key (its launch answer was lost)",
                     found.id
                 ),
                 start_time: None,
