@@ -49,6 +49,14 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// The workspace's target directory: `CARGO_TARGET_DIR`, else `target/` at the root.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .filter(|v| !v.is_empty())
+        .map(|v| repo_root().join(v))
+        .unwrap_or_else(|| repo_root().join("target"))
+}
+
 /// The release tag of this workspace version: `v0.1.0`.
 pub fn tag() -> String {
     format!("v{}", env!("CARGO_PKG_VERSION"))
@@ -356,17 +364,6 @@ pub struct Released {
     pub placeholders: Vec<Platform>,
 }
 
-impl Released {
-    /// How a person installs what was just built.
-    pub fn install_command(&self) -> String {
-        format!(
-            "kubectl krew install --manifest={} --archive={}",
-            self.manifest.display(),
-            self.archive.display()
-        )
-    }
-}
-
 /// Builds, packs and writes the manifest; see the module documentation.
 pub fn release(options: &Options) -> anyhow::Result<Released> {
     let root = repo_root();
@@ -380,7 +377,7 @@ pub fn release(options: &Options) -> anyhow::Result<Released> {
     let platform = Platform::host()?;
 
     build()?;
-    let target = crate::runner_process::target_dir();
+    let target = target_dir();
     let out_dir = options
         .out_dir
         .clone()
@@ -452,7 +449,10 @@ pub fn release(options: &Options) -> anyhow::Result<Released> {
         }
     );
     let manifest_path = out_dir.join(format!("{PLUGIN_NAME}.yaml"));
-    fs::write(&manifest_path, header + &manifest)
+    // The checked-in file's opening comment is about its placeholders; this one's
+    // header says which digests are real.
+    let body = without_leading_comments(&manifest);
+    fs::write(&manifest_path, header + body)
         .with_context(|| format!("writing {}", manifest_path.display()))?;
     Ok(Released {
         platform,
@@ -461,6 +461,18 @@ pub fn release(options: &Options) -> anyhow::Result<Released> {
         manifest: manifest_path,
         placeholders,
     })
+}
+
+/// `text` from its first line that is neither a comment nor blank.
+fn without_leading_comments(text: &str) -> &str {
+    let mut rest = text;
+    while let Some((line, tail)) = rest.split_once('\n') {
+        if !(line.trim().is_empty() || line.trim_start().starts_with('#')) {
+            break;
+        }
+        rest = tail;
+    }
+    rest
 }
 
 /// `cargo build --release -p kubectl-cloudkit` (both of its binaries), output shown.
@@ -566,6 +578,17 @@ mod tests {
         assert!(set_sha256(&template, &archive, "abc").is_err());
         assert!(set_sha256(&template, &archive, &"A".repeat(64)).is_err());
         assert!(set_sha256(&template, &archive, &digest).is_ok());
+    }
+
+    #[test]
+    fn leading_comments_are_dropped_and_the_rest_kept() {
+        let text = "# a\n\n  # b\napiVersion: x # c\n# d\nkind: y\n";
+        assert_eq!(
+            without_leading_comments(text),
+            "apiVersion: x # c\n# d\nkind: y\n"
+        );
+        assert!(checked_in().starts_with('#'));
+        assert!(without_leading_comments(&checked_in()).starts_with("apiVersion: "));
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! target/krew/kubectl-cloudkit-v<version>-<os>-<arch>.tar.gz and writes
 //! target/krew/cloudkit.yaml with its sha256. See `cloudkit_testbed::release`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -35,6 +35,16 @@ fn parse_digest(s: &str) -> Result<(Platform, String), String> {
     Ok((platform, digest.to_string()))
 }
 
+/// `path` relative to the working directory when it is inside it, as a person types it.
+fn shown(path: &Path) -> String {
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_path_buf))
+        .unwrap_or_else(|| path.to_path_buf())
+        .display()
+        .to_string()
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let options = Options {
@@ -44,9 +54,9 @@ fn main() -> ExitCode {
     match release(&options) {
         Ok(released) => {
             println!("platform: {}", released.platform);
-            println!("archive:  {}", released.archive.display());
+            println!("archive:  {}", shown(&released.archive));
             println!("sha256:   {}", released.sha256);
-            println!("manifest: {}", released.manifest.display());
+            println!("manifest: {}", shown(&released.manifest));
             if !released.placeholders.is_empty() {
                 let names: Vec<String> = released
                     .placeholders
@@ -58,7 +68,11 @@ fn main() -> ExitCode {
                     names.join(", ")
                 );
             }
-            println!("install:  {}", released.install_command());
+            println!(
+                "install:  kubectl krew install --manifest={} --archive={}",
+                shown(&released.manifest),
+                shown(&released.archive)
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {
