@@ -77,6 +77,10 @@ async fn launch(
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .remove(&key);
+    ctx.launch_not_before
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&key);
     let body = payload(ci, status);
     let failed = |reason: &str, message: String, permanent: bool| Outcome::LaunchFailed {
         key: key.clone(),
@@ -119,6 +123,9 @@ async fn launch(
                             warn!(job = job.id, error = %cancel, "could not cancel the job AAP launched without our variables");
                         }
                     }
+                    if !e.is_permanent() {
+                        hold_off(ctx, &key, e.retry_after());
+                    }
                     failed(e.reason(), e.to_string(), e.is_permanent())
                 }
             }
@@ -141,10 +148,25 @@ async fn launch(
                     job_id: eda_job_id.unwrap_or_else(|| "eda-webhook-1".into()),
                     provider: JobProvider::Eda,
                 },
-                Err(e) => failed(e.reason(), e.to_string(), e.is_permanent()),
+                Err(e) => {
+                    if !e.is_permanent() {
+                        hold_off(ctx, &key, None);
+                    }
+                    failed(e.reason(), e.to_string(), e.is_permanent())
+                }
             }
         }
     }
+}
+
+/// After a transient launch failure, AAP / EDA is not asked again before `retry_after`
+/// (a 429's `Retry-After`) or a short pause, however often the instance is reconciled.
+fn hold_off(ctx: &Context, key: &str, retry_after: Option<std::time::Duration>) {
+    let wait = retry_after.unwrap_or(std::time::Duration::from_secs(1));
+    ctx.launch_not_before
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(key.to_string(), std::time::Instant::now() + wait);
 }
 
 async fn cancel(

@@ -224,9 +224,8 @@ fn required(
 
 fn url(name: &str, flag: &str, raw: String) -> Result<String, ConfigError> {
     match reqwest::Url::parse(&raw) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") => {
-            Ok(raw.trim_end_matches('/').to_string())
-        }
+        // Kept as given: an EDA event stream URL must keep its trailing slash (`.../post/`).
+        Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(raw),
         _ => Err(ConfigError(format!(
             "{name} (--{flag}) = {raw:?} is not an http(s) URL"
         ))),

@@ -29,5 +29,8 @@ pub struct Context {
     /// resourceVersion of this process's last status write per instance UID, so a stale
     /// cache entry is never planned on (it could re-record an intent already launched).
     pub written: Mutex<HashMap<String, u64>>,
+    /// Intents whose launch failed transiently, with the moment to try again (429
+    /// `Retry-After`, or a short pause): AAP is not asked again before then.
+    pub launch_not_before: Mutex<HashMap<String, std::time::Instant>>,
     pub metrics: crate::metrics::Metrics,
 }

@@ -201,6 +201,7 @@ pub async fn run(
         aap_jobs: aap_jobs.clone(),
         fresh_intents: Default::default(),
         written: Default::default(),
+        launch_not_before: Default::default(),
         metrics: metrics.clone(),
         settings: settings.clone(),
     });

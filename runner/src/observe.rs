@@ -91,6 +91,23 @@ async fn observe_aap(job: &JobEntry, ctx: &Context) -> Option<JobObservation> {
 
 /// An intent was recorded; was it launched before the runner last stopped?
 async fn find_intent(job: &JobEntry, ctx: &Context) -> JobObservation {
+    let not_before = ctx
+        .launch_not_before
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&job.correlation_key)
+        .copied();
+    if let Some(at) = not_before.filter(|at| *at > std::time::Instant::now()) {
+        return JobObservation::Unavailable {
+            message: format!(
+                "{}; trying again in {}s",
+                job.message,
+                at.saturating_duration_since(std::time::Instant::now())
+                    .as_secs()
+                    .max(1)
+            ),
+        };
+    }
     if ctx
         .fresh_intents
         .lock()

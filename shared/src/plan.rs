@@ -425,9 +425,11 @@ impl<'a> Planner<'a> {
                     job.job_id = Some(job_id.clone());
                     job.provider = *provider;
                     jobs::apply_update(std::slice::from_mut(job), &key, update);
-                    if update.state.is_terminal() {
-                        job.reason = Some(terminal_reason(job).into());
-                    }
+                    // A launch failure's reason no longer applies once the job is seen.
+                    job.reason = update
+                        .state
+                        .is_terminal()
+                        .then(|| terminal_reason(job).into());
                 }
                 JobObservation::Missing { message } => {
                     if job.job_id.is_some() {

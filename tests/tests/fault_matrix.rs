@@ -602,7 +602,6 @@ async fn aap_429_with_retry_after() -> anyhow::Result<()> {
 
 /// A throttled launch is not tried again before the `Retry-After` AAP sent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "runner bug (issue #13 report): a launch's 429 Retry-After is not honoured; the intent is launched again at the next reconcile"]
 async fn aap_429_retry_after_is_honoured() -> anyhow::Result<()> {
     let row = row("aap-429");
     let mut bed = Bed::without_runner("fm-429-wait").await?;
@@ -701,7 +700,6 @@ async fn aap_malformed_launch_answer() -> anyhow::Result<()> {
 /// Once the job of a lost launch answer is found, the condition no longer carries the
 /// launch failure's reason while that job runs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "runner bug (issue #13 report): plan.rs keeps a transient launch failure's reason on a job found later, so Progressing says ProviderUnreachable while the job runs"]
 async fn an_adopted_job_does_not_keep_the_launch_failure_reason() -> anyhow::Result<()> {
     let mut bed = Bed::without_runner("fm-adopted").await?;
     bed.aap
@@ -837,7 +835,6 @@ async fn eda_405_wrong_url() -> anyhow::Result<()> {
 
 /// The right event stream URL (ending in `/post/`) provisions.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "runner bug (issue #13 report): config.rs trims the trailing slash of webhook URLs, so an event stream's .../post/ becomes .../post and answers 301 → GET → 405"]
 async fn eda_event_stream_url_keeps_its_trailing_slash() -> anyhow::Result<()> {
     let mut bed = Bed::without_runner("fm-eda-stream").await?;
     let stream = "0b9d3c5e-61a2-4f7e-8f0c-3c2a1e5d7b90";
