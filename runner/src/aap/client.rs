@@ -538,7 +538,6 @@ impl AapClient {
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
         let body = response.bytes().await.map_err(|e| transport(url, &e))?;
-        tracing::trace!(credential = %token.expose().chars().skip(4).take(16).collect::<String>(), "mutation");
         tracing::debug!(
             %method,
             url = %url,
