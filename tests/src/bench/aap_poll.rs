@@ -1,34 +1,44 @@
 //! AAP requests per poll tick against the number of in-flight jobs: provision jobs are
 //! held `running` in the AAP simulator, and its ledger's job-list requests are grouped
-//! into ticks by the pauses between them. The design says ceil(in-flight / 200).
+//! into ticks by the job ids they ask for. The design says ceil(in-flight / 200).
 
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use cloudkit_shared::{ComputeInstance, ComputeInstanceSpec};
 use futures::{StreamExt, TryStreamExt};
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, PostParams};
 
 use crate::aap_sim::{AapSimulator, Endpoint, JobStatus, RequestRecord};
 
 use super::population::instance_name;
+use super::runner::BenchRunner;
 
 /// The poll at one number of in-flight jobs.
 #[derive(Clone, Debug)]
 pub struct PollFigure {
     pub in_flight: usize,
-    /// Whole ticks measured (the partial ones at the window's edges are left out).
+    /// Whole ticks measured, each asking for every in-flight job.
     pub ticks: usize,
     pub requests: usize,
     /// The most job ids one request asked for.
     pub max_ids_per_request: usize,
-    /// Time for the runner to launch the new jobs (instances created → all running).
+    /// Mean time from one tick's first request to the next one's.
+    pub tick_period: Duration,
+    /// The runner's status writes over the measured ticks (no job changed: expect none).
+    pub status_writes: u64,
+    /// Instances created → every job running in AAP.
     pub launch_time: Duration,
 }
 
 impl PollFigure {
     pub fn per_tick(&self) -> Option<f64> {
         (self.ticks > 0).then(|| self.requests as f64 / self.ticks as f64)
+    }
+
+    pub fn status_writes_per_tick(&self) -> Option<f64> {
+        (self.ticks > 0).then(|| self.status_writes as f64 / self.ticks as f64)
     }
 
     pub fn expected(&self) -> usize {
@@ -47,22 +57,58 @@ pub struct PollSettings {
     pub concurrency: usize,
 }
 
+/// One poll tick as the AAP simulator saw it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tick {
+    pub requests: usize,
+    /// Distinct job ids asked for.
+    pub ids: usize,
+    pub max_ids_per_request: usize,
+    pub first_at: k8s_openapi::jiff::Timestamp,
+}
+
+/// Splits job-list requests into ticks: within one tick every in-flight job is asked for
+/// once, so a request that asks for an id again starts the next tick. (Pauses between
+/// requests say nothing once a loaded runner's ticks run into each other.)
+pub fn ticks(requests: &[RequestRecord]) -> Vec<Tick> {
+    let mut out: Vec<Tick> = Vec::new();
+    let mut seen: HashSet<String> = HashSet::new();
+    for r in requests {
+        let ids = ids_of(r.query.as_deref());
+        let repeat = ids.iter().any(|id| seen.contains(id));
+        if out.is_empty() || repeat {
+            seen.clear();
+            out.push(Tick {
+                requests: 0,
+                ids: 0,
+                max_ids_per_request: 0,
+                first_at: r.at,
+            });
+        }
+        let tick = out.last_mut().expect("pushed above");
+        tick.requests += 1;
+        tick.max_ids_per_request = tick.max_ids_per_request.max(ids.len());
+        for id in ids {
+            if seen.insert(id) {
+                tick.ids += 1;
+            }
+        }
+    }
+    out
+}
+
 /// Grows the instances of `namespace` to `in_flight` (each gets one provision job held
-/// running by `sim`), waits until the runner polls all of them, then counts job-list
-/// requests over `settings.ticks` ticks.
+/// running by `sim`), waits for the first tick that asks for all of them, then counts
+/// job-list requests (and the runner's status writes) over `settings.ticks` ticks.
 pub async fn measure_one(
     client: &kube::Client,
     namespace: &str,
     sim: &AapSimulator,
+    runner: &mut BenchRunner,
     already: usize,
     in_flight: usize,
     settings: &PollSettings,
 ) -> anyhow::Result<PollFigure> {
-    let PollSettings {
-        ticks,
-        interval,
-        concurrency,
-    } = *settings;
     let api: Api<ComputeInstance> = Api::namespaced(client.clone(), namespace);
     let started = Instant::now();
     futures::stream::iter((already..in_flight).map(|i| {
@@ -80,105 +126,105 @@ pub async fn measure_one(
             .map(|_| ())
         }
     }))
-    .buffer_unordered(concurrency.max(1))
+    .buffer_unordered(settings.concurrency.max(1))
     .try_collect::<Vec<()>>()
     .await
     .context("creating instances to provision")?;
-    // Every job running in AAP, and every launch recorded in status (the runner polls
-    // what its watch cache holds).
-    let timeout = Duration::from_secs(60) + Duration::from_millis(100 * in_flight as u64);
+    let timeout = Duration::from_secs(120) + Duration::from_millis(200 * in_flight as u64);
     let deadline = Instant::now() + timeout;
+    let mut launch_time = None;
+    let mut skip = sim.requests().len();
+    // (complete ticks so far, status writes) when the first full tick was seen.
+    let mut from: Option<(usize, u64)> = None;
     loop {
         anyhow::ensure!(
             Instant::now() < deadline,
-            "the runner did not launch {in_flight} provision jobs within {timeout:?}"
+            "no {} full poll ticks of {in_flight} in-flight jobs within {timeout:?} (running in AAP: {})",
+            settings.ticks,
+            sim.jobs()
+                .iter()
+                .filter(|j| j.status == JobStatus::Running)
+                .count()
         );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let running = sim
-            .jobs()
-            .iter()
-            .filter(|j| j.status == JobStatus::Running)
-            .count();
-        if running < in_flight {
-            continue;
-        }
-        let recorded = api
-            .list(&ListParams::default())
-            .await?
-            .items
-            .iter()
-            .filter(|ci| {
-                ci.status
-                    .as_ref()
-                    .is_some_and(|s| s.jobs.iter().any(|j| j.job_id.is_some()))
-            })
-            .count();
-        if recorded >= in_flight {
-            break;
-        }
-    }
-    let launch_time = started.elapsed();
-    // Two ticks for the runner's cache to catch up with the last status writes.
-    tokio::time::sleep(interval * 2).await;
-    let skip = sim.requests().len();
-    tokio::time::sleep(interval * (ticks as u32 + 2)).await;
-    let requests: Vec<RequestRecord> = sim
-        .requests()
-        .into_iter()
-        .skip(skip)
-        .filter(|r| r.endpoint == Endpoint::JobList)
-        .collect();
-    let (ticks, requests_in_ticks) = whole_ticks(&requests, interval);
-    let max_ids_per_request = requests
-        .iter()
-        .map(|r| ids_asked(r.query.as_deref()))
-        .max()
-        .unwrap_or(0);
-    Ok(PollFigure {
-        in_flight,
-        ticks,
-        requests: requests_in_ticks,
-        max_ids_per_request,
-        launch_time,
-    })
-}
-
-/// Groups requests into ticks (a pause longer than half the interval starts a new one)
-/// and drops the first and last group, which the window may have cut.
-pub fn whole_ticks(requests: &[RequestRecord], interval: Duration) -> (usize, usize) {
-    let gap = interval / 2;
-    let mut groups: Vec<usize> = Vec::new();
-    let mut last: Option<k8s_openapi::jiff::Timestamp> = None;
-    for r in requests {
-        let new_group = match last {
-            None => true,
-            Some(prev) => {
-                Duration::try_from(r.at.duration_since(prev)).unwrap_or(Duration::ZERO) > gap
+        tokio::time::sleep(settings.interval / 2).await;
+        if launch_time.is_none() {
+            let running = sim
+                .jobs()
+                .iter()
+                .filter(|j| j.status == JobStatus::Running)
+                .count();
+            if running < in_flight {
+                continue;
             }
-        };
-        if new_group {
-            groups.push(0);
+            launch_time = Some(started.elapsed());
+            // Ticks from here on can ask for every job.
+            skip = sim.requests().len();
         }
-        *groups.last_mut().expect("pushed above") += 1;
-        last = Some(r.at);
+        let requests: Vec<RequestRecord> = sim
+            .requests()
+            .into_iter()
+            .skip(skip)
+            .filter(|r| r.endpoint == Endpoint::JobList)
+            .collect();
+        let all = ticks(&requests);
+        // The last tick may still be going on.
+        let complete = &all[..all.len().saturating_sub(1)];
+        let Ok(scrape) = runner.scrape().await else {
+            continue;
+        };
+        match from {
+            None => {
+                // Count from the first tick that starts after a full one has been seen.
+                if complete.iter().any(|t| t.ids >= in_flight) {
+                    from = Some((all.len(), scrape.status_writes));
+                }
+            }
+            Some((k0, writes0)) if complete.len() >= k0 + settings.ticks => {
+                let measured = &complete[k0..];
+                let period = if measured.len() > 1 {
+                    let span = measured[measured.len() - 1]
+                        .first_at
+                        .duration_since(measured[0].first_at);
+                    Duration::try_from(span).unwrap_or_default() / (measured.len() as u32 - 1)
+                } else {
+                    Duration::ZERO
+                };
+                return Ok(PollFigure {
+                    in_flight,
+                    ticks: measured.len(),
+                    requests: measured.iter().map(|t| t.requests).sum(),
+                    max_ids_per_request: measured
+                        .iter()
+                        .map(|t| t.max_ids_per_request)
+                        .max()
+                        .unwrap_or(0),
+                    tick_period: period,
+                    status_writes: scrape.status_writes.saturating_sub(writes0),
+                    launch_time: launch_time.unwrap_or_default(),
+                });
+            }
+            Some(_) => {}
+        }
     }
-    if groups.len() <= 2 {
-        return (0, 0);
-    }
-    let whole = &groups[1..groups.len() - 1];
-    (whole.len(), whole.iter().sum())
 }
 
-/// How many ids an `id__in=1,2,3` query asks for.
-pub fn ids_asked(query: Option<&str>) -> usize {
-    let Some(query) = query else { return 0 };
+/// The ids an `id__in=1,2,3` query asks for.
+pub fn ids_of(query: Option<&str>) -> Vec<String> {
+    let Some(query) = query else {
+        return Vec::new();
+    };
     let Ok(url) = reqwest::Url::parse(&format!("http://x/?{query}")) else {
-        return 0;
+        return Vec::new();
     };
     url.query_pairs()
         .find(|(k, _)| k == "id__in")
-        .map(|(_, v)| v.split(',').filter(|s| !s.is_empty()).count())
-        .unwrap_or(0)
+        .map(|(_, v)| {
+            v.split(',')
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -186,12 +232,12 @@ mod tests {
     use super::*;
     use k8s_openapi::jiff::Timestamp;
 
-    fn request(at_ms: i64) -> RequestRecord {
+    fn request(at_ms: i64, ids: &str) -> RequestRecord {
         RequestRecord {
             seq: 0,
             method: "GET".into(),
             path: "/api/controller/v2/jobs/".into(),
-            query: None,
+            query: Some(format!("id__in={ids}&page_size=200")),
             endpoint: Endpoint::JobList,
             status: Some(200),
             fault: None,
@@ -201,19 +247,34 @@ mod tests {
     }
 
     #[test]
-    fn ticks_are_grouped_by_pauses_and_edges_dropped() {
-        // Ticks at 0 s (cut), 1 s (2 requests), 2 s (2), 3 s (1, cut).
-        let at = [0, 1000, 1010, 2000, 2015, 3000];
-        let requests: Vec<_> = at.iter().map(|&ms| request(ms)).collect();
-        assert_eq!(whole_ticks(&requests, Duration::from_secs(1)), (2, 4));
-        assert_eq!(whole_ticks(&requests[..2], Duration::from_secs(1)), (0, 0));
+    fn a_repeated_id_starts_the_next_tick() {
+        // Two pages per tick, and ticks that run into each other without a pause.
+        let requests = [
+            request(0, "1%2C2"),
+            request(10, "3"),
+            request(20, "2%2C1"),
+            request(30, "3"),
+            request(40, "1%2C2%2C3%2C4"),
+        ];
+        let t = ticks(&requests);
+        assert_eq!(t.len(), 3);
+        assert_eq!(
+            (t[0].requests, t[0].ids, t[0].max_ids_per_request),
+            (2, 3, 2)
+        );
+        assert_eq!((t[1].requests, t[1].ids), (2, 3));
+        assert_eq!((t[2].requests, t[2].ids), (1, 4));
+        assert_eq!(t[1].first_at, Timestamp::from_millisecond(20).unwrap());
     }
 
     #[test]
-    fn ids_in_the_query_are_counted() {
-        assert_eq!(ids_asked(Some("id__in=101%2C102%2C103&page_size=200")), 3);
-        assert_eq!(ids_asked(Some("id__in=7")), 1);
-        assert_eq!(ids_asked(Some("page=2")), 0);
-        assert_eq!(ids_asked(None), 0);
+    fn ids_in_the_query_are_read() {
+        assert_eq!(
+            ids_of(Some("id__in=101%2C102%2C103&page_size=200")).len(),
+            3
+        );
+        assert_eq!(ids_of(Some("id__in=7")), vec!["7".to_string()]);
+        assert!(ids_of(Some("page=2")).is_empty());
+        assert!(ids_of(None).is_empty());
     }
 }

@@ -603,7 +603,16 @@ impl Bench<'_> {
                 count(n),
                 options.poll_ticks
             ));
-            match aap_poll::measure_one(&self.client, &namespace, &sim, already, n, &settings).await
+            match aap_poll::measure_one(
+                &self.client,
+                &namespace,
+                &sim,
+                &mut runner,
+                already,
+                n,
+                &settings,
+            )
+            .await
             {
                 Ok(f) => figures.push(poll_figure(&f)),
                 Err(e) => {
@@ -697,10 +706,12 @@ fn poll_figure(f: &PollFigure) -> Figure {
         Some(per_tick) => Figure::new(
             what,
             format!(
-                "{per_tick:.2} ({} requests / {} ticks; ≤ {} ids per request; launched in {})",
+                "{per_tick:.2} ({} requests / {} ticks, ≤ {} ids per request; a tick every {}; {:.1} status writes per tick; all running {} after creation)",
                 f.requests,
                 f.ticks,
                 f.max_ids_per_request,
+                secs(f.tick_period),
+                f.status_writes_per_tick().unwrap_or_default(),
                 secs(f.launch_time)
             ),
         )
