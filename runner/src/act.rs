@@ -229,7 +229,8 @@ pub async fn publish(ci: &ComputeInstance, ctx: &Context, note: &EventNote) {
             EventType::Normal
         },
         reason: note.reason.clone(),
-        note: Some(note.message.clone()),
+        // Events are read in one line; a provider's message may not be one.
+        note: Some(cloudkit_shared::conditions::one_line(&note.message)),
         action: "Reconcile".into(),
         secondary: None,
     };
