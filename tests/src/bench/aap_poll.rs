@@ -118,12 +118,20 @@ pub async fn measure_one(
                 template_id: "osac.templates.ocp_small".into(),
                 ..Default::default()
             };
-            api.create(
-                &PostParams::default(),
-                &ComputeInstance::new(&instance_name(i), spec),
-            )
-            .await
-            .map(|_| ())
+            let ci = ComputeInstance::new(&instance_name(i), spec);
+            // A loaded API server may drop a keep-alive connection: try again; a
+            // create that did land the first time answers 409 the second.
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                match api.create(&PostParams::default(), &ci).await {
+                    Ok(_) => return Ok(()),
+                    Err(kube::Error::Api(s)) if s.code == 409 && attempt > 1 => return Ok(()),
+                    Err(kube::Error::Api(s)) => return Err(kube::Error::Api(s)),
+                    Err(e) if attempt >= 3 => return Err(e),
+                    Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                }
+            }
         }
     }))
     .buffer_unordered(settings.concurrency.max(1))

@@ -244,6 +244,19 @@ async fn simulator(
     .await
 }
 
+/// `Launch: 1, JobList: 0, ...`: what the runner asked AAP, for error messages.
+fn aap_summary(sim: &AapSimulator) -> String {
+    let counters = sim.counters();
+    crate::aap_sim::Endpoint::ALL
+        .iter()
+        .map(|e| {
+            let n = counters.get(e).map_or(0, |c| c.requests);
+            format!("{e:?} {n}")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn aap_requests(sim: &AapSimulator) -> u64 {
     sim.counters().values().map(|c| c.requests).sum()
 }
@@ -306,7 +319,8 @@ impl Bench<'_> {
             &mut runner,
             Duration::from_secs(90),
         )
-        .await?;
+        .await
+        .with_context(|| format!("AAP requests seen: {}", aap_summary(sim)))?;
         runner.stop(Duration::from_secs(10));
         Ok((namespace, seed))
     }
@@ -617,8 +631,9 @@ impl Bench<'_> {
                 Ok(f) => figures.push(poll_figure(&f)),
                 Err(e) => {
                     result = Err(e.context(format!(
-                        "{} in flight; runner log:\n{}",
+                        "{} in flight (AAP requests seen: {}); runner log:\n{}",
                         count(n),
+                        aap_summary(&sim),
                         runner.log_tail(10)
                     )));
                     break;
