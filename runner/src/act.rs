@@ -149,6 +149,7 @@ async fn launch(
                     provider: JobProvider::Eda,
                 },
                 Err(e) => {
+                    warn!(instance = %ci.name_any(), %job_type, error = %e, "EDA did not take the event");
                     if !e.is_permanent() {
                         hold_off(ctx, &key, None);
                     }
