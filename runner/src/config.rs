@@ -129,6 +129,47 @@ pub struct Args {
     pub log: String,
 }
 
+/// Parses flags and environment; a bad value is one line that names its variable.
+/// `--help` and `--version` print and exit as usual.
+pub fn parse_args() -> Result<Args, String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    use clap::{CommandFactory, Parser};
+    let e = match Args::try_parse() {
+        Ok(args) => return Ok(args),
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            e.exit()
+        }
+        Err(e) => e,
+    };
+    let text = |kind| match e.get(kind) {
+        Some(ContextValue::String(s)) => Some(s.clone()),
+        _ => None,
+    };
+    let first_line = e
+        .to_string()
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim_start_matches("error: ")
+        .to_string();
+    // clap names the flag as `--name <NAME>`; find its variable.
+    let flag = text(ContextKind::InvalidArg).unwrap_or_default();
+    let long = flag
+        .trim_start_matches("--")
+        .split([' ', '='])
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let env = Args::command()
+        .get_arguments()
+        .find(|a| a.get_long() == Some(long.as_str()))
+        .and_then(|a| a.get_env().map(|v| v.to_string_lossy().into_owned()));
+    Err(match env {
+        Some(var) => format!("{var} (--{long}): {first_line}"),
+        None => format!("{first_line} (see cloudkit-runner --help)"),
+    })
+}
+
 /// Validated settings.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -226,8 +267,13 @@ fn url(name: &str, flag: &str, raw: String) -> Result<String, ConfigError> {
     match reqwest::Url::parse(&raw) {
         // Kept as given: an EDA event stream URL must keep its trailing slash (`.../post/`).
         Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(raw),
-        _ => Err(ConfigError(format!(
-            "{name} (--{flag}) = {raw:?} is not an http(s) URL"
+        // The value is not repeated: a webhook URL may carry a token or user info.
+        Ok(u) => Err(ConfigError(format!(
+            "{name} (--{flag}) has scheme {:?}: use an http:// or https:// URL",
+            u.scheme()
+        ))),
+        Err(e) => Err(ConfigError(format!(
+            "{name} (--{flag}) is not a URL ({e}): use e.g. https://host/path"
         ))),
     }
 }

@@ -1,14 +1,18 @@
 //! cloudkit-runner entry point: configuration, logging, leader election, then the controller.
 
-use clap::Parser;
-use cloudkit_runner::config::Args;
 use cloudkit_runner::{controller, http, leader, metrics::Metrics};
 use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() {
-    let args = Args::parse();
+    let args = match cloudkit_runner::config::parse_args() {
+        Ok(a) => a,
+        Err(line) => {
+            eprintln!("cloudkit-runner: {line}");
+            std::process::exit(2);
+        }
+    };
     let settings = match args.settings() {
         Ok(s) => s,
         Err(e) => {

@@ -107,8 +107,6 @@ pub async fn run(
     mut wake: mpsc::Sender<ObjectRef<ComputeInstance>>,
     interval: std::time::Duration,
 ) {
-    // The first tick should see the instances, not an empty cache.
-    let _ = store.wait_until_ready().await;
     let mut timer = tokio::time::interval(interval);
     timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

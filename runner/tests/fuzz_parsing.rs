@@ -524,7 +524,6 @@ proptest! {
 /// A 400 field message keeps AWX's own newlines in the error (the runner's status and
 /// Event one-line it later); the error's own contract is one line.
 #[test]
-#[ignore = "runner gap (issue #13 report): AapError::LaunchRejected repeats AWX's field messages as they are, newlines included"]
 fn a_launch_rejection_is_one_line() {
     let _one = exclusive();
     play(vec![

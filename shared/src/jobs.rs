@@ -52,10 +52,17 @@ pub fn apply_update(jobs: &mut [JobEntry], key: &str, update: &JobUpdate) -> boo
     *job != before
 }
 
-/// Appends `job` and trims the history to `limit` (see [`trim`]).
-pub fn append(jobs: &mut Vec<JobEntry>, job: JobEntry, limit: usize) {
+/// Appends `job` as the newest entry and trims the history to `limit` (see [`trim`]).
+/// The history is in the order the runner recorded it; a clock behind the newest entry
+/// (a new leader with a skewed clock) must not slip the new job in before it, or the
+/// "latest job of a type" would be an older one.
+pub fn append(jobs: &mut Vec<JobEntry>, mut job: JobEntry, limit: usize) {
+    if let Some(newest) = jobs.iter().map(|j| &j.timestamp).max_by_key(|t| t.0)
+        && job.timestamp.0 < newest.0
+    {
+        job.timestamp = newest.clone();
+    }
     jobs.push(job);
-    jobs.sort_by_key(|j| j.timestamp.0);
     trim(jobs, limit);
 }
 
@@ -95,7 +102,7 @@ pub fn next_eda_job_id(jobs: &[JobEntry]) -> String {
         })
         .max()
         .unwrap_or(0);
-    format!("{EDA_JOB_ID_PREFIX}{}", max + 1)
+    format!("{EDA_JOB_ID_PREFIX}{}", max.saturating_add(1))
 }
 
 /// Consecutive failed jobs of `job_type` at the end of that type's history (for backoff).

@@ -249,7 +249,11 @@ pub fn apply_outcome(
                 events.push(EventNote {
                     warning: true,
                     reason: reasons::CANCEL_FAILED.into(),
-                    message: format!("cancel of {} job {}: {message}", job.job_type, id_of(job)),
+                    message: cond::one_line(&format!(
+                        "cancel of {} job {}: {message}",
+                        job.job_type,
+                        id_of(job)
+                    )),
                 });
             }
         }
@@ -701,7 +705,13 @@ impl<'a> Planner<'a> {
     fn retry_due(&mut self, last: &JobEntry, job_type: JobType) -> bool {
         let failures = jobs::consecutive_failures(&self.st.jobs, job_type).max(1);
         let delay = backoff(self.policy, failures);
-        let since = last.finish_time.as_ref().unwrap_or(&last.timestamp).0;
+        // A finish "in the future" is another clock's reading: count from now instead.
+        let since = last
+            .finish_time
+            .as_ref()
+            .unwrap_or(&last.timestamp)
+            .0
+            .min(self.obs.now);
         let due = after(since, delay);
         if self.obs.now >= due {
             true
@@ -713,6 +723,10 @@ impl<'a> Planner<'a> {
 
     fn restart(&mut self) {
         self.progress_restart();
+        // One restart at a time: a newer request waits until the active one ends.
+        if jobs::active_of_type(&self.st.jobs, JobType::Restart).is_some() {
+            return;
+        }
         let latest_request = jobs::latest_of_type(&self.st.jobs, JobType::Restart)
             .and_then(|j| j.requested_at.as_ref().map(|t| t.0));
         let acked = self
@@ -824,6 +838,9 @@ impl<'a> Planner<'a> {
                         name: r.kube_virt_virtual_machine_name.clone(),
                         uid: old.clone(),
                     });
+                    // The deadline runs from the deletion (the job's start), not from now.
+                    self.requeue_in(Duration::from_secs(2));
+                    return;
                 }
             }
             Some(vmi) if vmi.running => {
@@ -841,7 +858,8 @@ impl<'a> Planner<'a> {
             }
             _ => {}
         }
-        let deadline = after(job.timestamp.0, self.policy.restart_deadline);
+        let since = job.start_time.as_ref().unwrap_or(&job.timestamp).0;
+        let deadline = after(since, self.policy.restart_deadline);
         if self.obs.now >= deadline {
             let message = format!(
                 "no new VMI was running {}s after VMI {old} was deleted",

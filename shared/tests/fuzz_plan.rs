@@ -808,7 +808,6 @@ fn arb_outcome() -> impl Strategy<Value = Outcome> {
 
 /// `apply_outcome` one-lines every message it records but a cancel failure's.
 #[test]
-#[ignore = "core gap (issue #13 report): apply_outcome's CancelFailed Event carries the provider's message as is"]
 fn a_cancel_failure_event_is_one_line() {
     let mut status = ComputeInstanceStatus::default();
     let job = JobEntry {
@@ -843,7 +842,6 @@ fn a_cancel_failure_event_is_one_line() {
 
 /// An EDA job id at the end of `u64` does not make the next id overflow.
 #[test]
-#[ignore = "core gap (issue #13 report): jobs::next_eda_job_id adds 1 to the largest id unchecked (a panic in debug builds)"]
 fn the_next_eda_job_id_does_not_overflow() {
     let mut job = JobEntry {
         job_id: Some(format!("eda-webhook-{}", u64::MAX)),
@@ -875,7 +873,6 @@ fn the_next_eda_job_id_does_not_overflow() {
 /// restart is still waiting for its new VMI makes a second active restart job; the first
 /// is never driven again (only the newest active one is) and stays Running for good.
 #[test]
-#[ignore = "core bug (issue #13 report): plan.rs starts a second restart while one is active; the first is orphaned"]
 fn a_restart_request_during_a_restart_does_not_orphan_the_first() {
     let at = |s: i64| Time(Timestamp::from_second(BASE + s).unwrap());
     let mut ci = ComputeInstance::new(
@@ -947,7 +944,6 @@ fn at(s: i64) -> Time {
 /// its intent *before* that job, since the history is sorted by timestamp; the next pass
 /// takes the older, failed job for the latest and launches yet another deprovision.
 #[test]
-#[ignore = "core bug (issue #13 report): the history is ordered by the runner's clock, so a clock behind the history makes a second active deprovision"]
 fn a_clock_behind_the_history_does_not_launch_a_second_deprovision() {
     let mut ci = ComputeInstance::new(
         "vm",
@@ -1008,7 +1004,6 @@ fn a_clock_behind_the_history_does_not_launch_a_second_deprovision() {
 /// RestartTimeout in the same pass; the VMI-deleted outcome then makes the failed job
 /// Running again.
 #[test]
-#[ignore = "core bug (issue #13 report): progress_restart deletes the VMI and times the restart out in one pass"]
 fn a_restart_past_its_deadline_is_not_both_timed_out_and_restarted() {
     let mut ci = ComputeInstance::new(
         "vm",

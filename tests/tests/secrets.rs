@@ -332,7 +332,6 @@ fn help_and_configuration_errors_do_not_echo_secrets() -> anyhow::Result<()> {
 
 /// A webhook URL that fails validation is named, but its credentials are not repeated.
 #[test]
-#[ignore = "runner gap (issue #13 report): config.rs echoes an invalid URL whole, query and user info included"]
 fn an_invalid_url_is_refused_without_echoing_its_credentials() -> anyhow::Result<()> {
     let bin = runner_binary()?;
     for url in [

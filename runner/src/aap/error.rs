@@ -170,7 +170,14 @@ fn fields_line(fields: &[(String, Vec<String>)]) -> String {
     }
     fields
         .iter()
-        .map(|(field, messages)| format!("{field}: {}", messages.join(" ")))
+        // AWX's messages may span lines (YAML parse errors); errors are read in one line.
+        .map(|(field, messages)| {
+            let text = messages.join(" ");
+            format!(
+                "{field}: {}",
+                text.split_whitespace().collect::<Vec<_>>().join(" ")
+            )
+        })
         .collect::<Vec<_>>()
         .join("; ")
 }
