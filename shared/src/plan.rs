@@ -1164,7 +1164,10 @@ impl<'a> Planner<'a> {
             let warning = matches!(job.state, JobState::Failed | JobState::Canceled);
             let note = EventNote {
                 warning,
-                reason: format!("Job{}", job.state),
+                reason: match job.reason.as_deref() {
+                    Some(r) if r == reasons::JOB_PURGED => r.to_string(),
+                    _ => format!("Job{}", job.state),
+                },
                 message: cond::one_line(&format!(
                     "{} job {} is {}{}",
                     job.job_type,

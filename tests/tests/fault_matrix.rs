@@ -17,7 +17,7 @@
 //! | aap-timeout      | every launch hangs                                | Pending | ProviderUnreachable | ProviderUnreachable | the URL, "no answer"                   | AAP answers again                         |
 //! | aap-refused      | nothing listens at the AAP URL                    | Pending | ProviderUnreachable | ProviderUnreachable | the URL, "refused"                     | AAP listens again                         |
 //! | aap-malformed    | the launch answer is cut short (job created)      | Pending | ProviderUnreachable | ProviderUnreachable | the URL, "unreadable"                  | the launched job is found and adopted     |
-//! | aap-purged       | the running job is purged (404)                   | Failed  | JobPurged           | JobFailed           | the job id, "gone", "404"              | the next attempt is not purged            |
+//! | aap-purged       | the running job is purged (404)                   | Failed  | JobPurged           | JobPurged           | the job id, "gone", "404"              | the next attempt is not purged            |
 //! | eda-401          | the runner's EDA token is wrong                   | Failed  | WebhookRejected     | WebhookRejected     | `401`, the URL, `CLOUDKIT_EDA_TOKEN`   | the receiver accepts that token           |
 //! | eda-405          | event stream URL without its trailing slash       | Failed  | WebhookRejected     | WebhookRejected     | `405`, the URL without credentials     | the runner gets a webhook URL that works  |
 //! | eda-5xx          | every event answers 503                           | Pending | ProviderUnreachable | ProviderUnreachable | `503`, the URL                         | the receiver recovers                     |
@@ -170,7 +170,7 @@ const MATRIX: &[Row] = &[
         fault: "the running job is purged (404)",
         job: JobAfter::Failed,
         reason: reasons::JOB_PURGED,
-        event: reasons::JOB_FAILED,
+        event: reasons::JOB_PURGED,
         names: &["gone", "404"],
         recovery: "the next attempt is not purged",
     },
