@@ -7,7 +7,7 @@ pub mod demo;
 pub mod eda_sim;
 pub mod krew;
 pub mod kubevirt_sim;
+pub mod observe;
 pub mod release;
 pub mod runner_process;
 pub mod stack;
-pub mod observe;
