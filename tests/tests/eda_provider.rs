@@ -281,7 +281,8 @@ async fn a_server_error_is_not_permanent() {
         let err = refused(&eda, EdaAction::Provision).await;
         assert_eq!(status_of(&err), Some(status), "{err}");
         assert!(!err.is_permanent(), "{status}");
-        assert_eq!(err.reason(), reasons::WEBHOOK_REJECTED);
+        // Retried, like an unreachable receiver (not a rejection to fix by hand).
+        assert_eq!(err.reason(), reasons::PROVIDER_UNREACHABLE);
         assert!(err.to_string().contains("will retry"), "{err}");
     }
     assert!(sim.events().is_empty());
