@@ -129,6 +129,11 @@ pub fn error_policy(ci: Arc<ComputeInstance>, err: &Error, ctx: Arc<Context>) ->
     Action::requeue(err.requeue_after())
 }
 
+/// The runner never reads managedFields; dropping them keeps the caches small.
+fn strip_managed_fields(obj: &mut DynamicObject) {
+    obj.metadata.managed_fields = None;
+}
+
 /// Builds the provider clients from validated settings.
 pub fn clients(settings: &Settings) -> Result<(Option<AapClient>, Option<EdaClient>), Error> {
     let aap = match &settings.aap {
@@ -174,12 +179,16 @@ pub async fn run(
     let (vms, vmis) = (vm_writer.as_reader(), vmi_writer.as_reader());
     let vm_stream = reflector::reflector(
         vm_writer,
-        watcher(dynamic(&vm_ar), labelled.clone()).default_backoff(),
+        watcher(dynamic(&vm_ar), labelled.clone())
+            .default_backoff()
+            .modify(strip_managed_fields),
     )
     .applied_objects();
     let vmi_stream = reflector::reflector(
         vmi_writer,
-        watcher(dynamic(&vmi_ar), labelled).default_backoff(),
+        watcher(dynamic(&vmi_ar), labelled)
+            .default_backoff()
+            .modify(strip_managed_fields),
     )
     .applied_objects();
     let controller = Controller::new(instances, watcher::Config::default().any_semantic());

@@ -8,6 +8,7 @@ use cloudkit_shared::eda::{self as eda_signs, EdaSigns};
 use cloudkit_shared::jobs::{JobUpdate, next_eda_job_id};
 use cloudkit_shared::names::{AAP_FINALIZER, INSTANCE_LABEL, RECONCILED_CONFIG_VERSION_ANNOTATION};
 use cloudkit_shared::plan::{JobObservation, Observed};
+use cloudkit_shared::signals::whole_seconds;
 use cloudkit_shared::{ComputeInstance, JobEntry, JobProvider, JobType};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -165,8 +166,10 @@ fn seen(j: &AapJob) -> JobObservation {
         update: JobUpdate {
             state: j.state,
             message: j.message(),
-            start_time: j.started.map(Time),
-            finish_time: j.finished.map(Time),
+            // Whole seconds, as the stored status keeps them: AAP's microseconds would
+            // otherwise differ on every poll and cost a no-op status write per job per tick.
+            start_time: j.started.map(|t| Time(whole_seconds(t))),
+            finish_time: j.finished.map(|t| Time(whole_seconds(t))),
         },
     }
 }
