@@ -5,7 +5,7 @@
 //! `manifests/krew/cloudkit.yaml` and to install the release archive the way a user does.
 
 use std::ffi::OsString;
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -94,24 +94,14 @@ pub fn ensure() -> Result<Krew, KrewError> {
         validate_krew_manifest: dir.join("validate-krew-manifest"),
         dir: dir.clone(),
     };
-    if krew.present() {
-        return Ok(krew);
-    }
-    let cache_err = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| KrewError::Cache { path, source }
-    };
-    fs::create_dir_all(&dir).map_err(cache_err(&dir))?;
-    let lock_path = root.join(format!("{}.lock", cache_key()));
-    let lock = File::create(&lock_path).map_err(cache_err(&lock_path))?;
-    lock.lock().map_err(cache_err(&lock_path))?;
-    // Another process may have finished the build while this one waited.
-    if krew.present() {
-        return Ok(krew);
-    }
-    build(&dir)?;
+    crate::control_plane::build_once(
+        &root,
+        &cache_key(),
+        || krew.present(),
+        || build(&dir),
+        |path, source| KrewError::Cache { path, source },
+    )?;
     Ok(krew)
-    // `lock` is released when dropped here.
 }
 
 impl Krew {

@@ -59,24 +59,38 @@ pub fn ensure() -> Result<Binaries, Error> {
         kube_apiserver: dir.join("kube-apiserver"),
         etcd: dir.join("etcd"),
     };
-    if binaries.present() {
-        return Ok(binaries);
-    }
-
-    let cache_err = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| Error::Cache { path, source }
-    };
-    fs::create_dir_all(&dir).map_err(cache_err(&dir))?;
-    let lock_path = root.join(format!("{}.lock", cache_key()));
-    let lock = File::create(&lock_path).map_err(cache_err(&lock_path))?;
-    lock.lock().map_err(cache_err(&lock_path))?;
-    // Another process may have finished the build while this one waited.
-    if binaries.present() {
-        return Ok(binaries);
-    }
-    build(&dir)?;
+    build_once(
+        &root,
+        &cache_key(),
+        || binaries.present(),
+        || build(&dir),
+        |path, source| Error::Cache { path, source },
+    )?;
     Ok(binaries)
+}
+
+/// Runs `build` into `ROOT/KEY/` once across processes: not at all when `present()`,
+/// otherwise under the file lock `ROOT/KEY.lock`, so parallel test binaries build once.
+pub fn build_once<E>(
+    root: &Path,
+    key: &str,
+    present: impl Fn() -> bool,
+    build: impl FnOnce() -> Result<(), E>,
+    cache_err: impl Fn(PathBuf, io::Error) -> E,
+) -> Result<(), E> {
+    if present() {
+        return Ok(());
+    }
+    let dir = root.join(key);
+    fs::create_dir_all(&dir).map_err(|e| cache_err(dir.clone(), e))?;
+    let lock_path = root.join(format!("{key}.lock"));
+    let lock = File::create(&lock_path).map_err(|e| cache_err(lock_path.clone(), e))?;
+    lock.lock().map_err(|e| cache_err(lock_path.clone(), e))?;
+    // Another process may have finished the build while this one waited.
+    if present() {
+        return Ok(());
+    }
+    build()
     // `lock` is released when dropped here.
 }
 
