@@ -33,7 +33,10 @@ pub struct KubevirtKnobs {
     /// Delay before a deleted VMI comes back, in milliseconds.
     pub recreate_delay_ms: AtomicU64,
     /// When set, deleted VMIs are not recreated (a broken virt-controller).
+    /// Set it with [`KubevirtSimulator::pause`], which also waits out a pass in flight.
     pub paused: AtomicBool,
+    /// Held for each reconcile pass, so `pause` returns only once no pass can still create a VMI.
+    pass: tokio::sync::Mutex<()>,
     /// VMIs created so far.
     pub recreated: AtomicU64,
 }
@@ -65,13 +68,27 @@ impl KubevirtSimulator {
             };
             let (vms, vmis) = (api(&vm_resource()), api(&vmi_resource()));
             loop {
-                if !k.paused.load(Ordering::Relaxed) {
-                    let _ = reconcile_once(&client, &vms, &vmis, &k).await;
+                {
+                    let _pass = k.pass.lock().await;
+                    if !k.paused.load(Ordering::Relaxed) {
+                        let _ = reconcile_once(&client, &vms, &vmis, &k).await;
+                    }
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         });
         Self { knobs, task }
+    }
+
+    /// Stops recreating VMIs; returns after any pass in flight has finished, so a VMI deleted
+    /// from now on stays deleted.
+    pub async fn pause(&self) {
+        self.knobs.paused.store(true, Ordering::Relaxed);
+        drop(self.knobs.pass.lock().await);
+    }
+
+    pub fn resume(&self) {
+        self.knobs.paused.store(false, Ordering::Relaxed);
     }
 }
 

@@ -159,7 +159,7 @@ async fn restart_failures_name_their_reason() -> anyhow::Result<()> {
     // VMI never recreated: KubeVirt is stuck.
     bed.create_default("vm-stuck").await?;
     bed.wait_for("vm-stuck", "Running", WAIT, running).await?;
-    bed.kubevirt.knobs.paused.store(true, Ordering::Relaxed);
+    bed.kubevirt.pause().await;
     request_restart(&bed, "vm-stuck", now_secs()).await?;
     let ci = bed
         .wait_for("vm-stuck", "RestartFailed RestartTimeout", WAIT, |ci| {
@@ -169,7 +169,7 @@ async fn restart_failures_name_their_reason() -> anyhow::Result<()> {
         .await?
         .unwrap();
     assert!(condition(&ci, cond::RESTART_IN_PROGRESS).is_none());
-    bed.kubevirt.knobs.paused.store(false, Ordering::Relaxed);
+    bed.kubevirt.resume();
     Ok(())
 }
 
