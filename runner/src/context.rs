@@ -20,6 +20,8 @@ pub struct Context {
     pub eda: Option<EdaClient>,
     pub recorder: Recorder,
     pub instances: Store<ComputeInstance>,
+    /// Whether the caches below (and `instances`) hold a full list yet.
+    pub caches: std::sync::Arc<crate::caches::Caches>,
     pub vms: Store<DynamicObject>,
     pub vmis: Store<DynamicObject>,
     /// Latest AAP job states, filled by the poller (one list request per tick for all jobs).

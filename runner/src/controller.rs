@@ -18,11 +18,12 @@ use kube::runtime::{WatchStreamExt, watcher};
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::aap::AapClient;
+use crate::caches::{self, Cache, Caches};
 use crate::config::Settings;
 use crate::context::Context;
 use crate::eda::EdaClient;
 use crate::error::Error;
-use crate::kubevirt::{vm_resource, vmi_resource};
+use crate::kubevirt::{self, vm_resource, vmi_resource};
 use crate::metrics::Metrics;
 use crate::{act, observe, poller, status};
 
@@ -30,6 +31,10 @@ use crate::{act, observe, poller, status};
 pub async fn reconcile(ci: Arc<ComputeInstance>, ctx: Arc<Context>) -> Result<Action, Error> {
     ctx.metrics.reconciles.inc();
     let started = Instant::now();
+    if !ctx.caches.synced() {
+        // Planning without the VM / VMI caches would see no VM and write a wrong status.
+        return Ok(Action::requeue(Duration::from_millis(100)));
+    }
     if is_stale(&ci, &ctx) {
         // Our own newer status write has not reached the cache yet; planning on the old
         // copy could record an intent twice.
@@ -129,11 +134,6 @@ pub fn error_policy(ci: Arc<ComputeInstance>, err: &Error, ctx: Arc<Context>) ->
     Action::requeue(err.requeue_after())
 }
 
-/// The runner never reads managedFields; dropping them keeps the caches small.
-fn strip_managed_fields(obj: &mut DynamicObject) {
-    obj.metadata.managed_fields = None;
-}
-
 /// Builds the provider clients from validated settings.
 pub fn clients(settings: &Settings) -> Result<(Option<AapClient>, Option<EdaClient>), Error> {
     let aap = match &settings.aap {
@@ -172,6 +172,21 @@ pub async fn run(
             None => Api::all_with(client.clone(), ar),
         }
     };
+    let caches = Arc::new(Caches::default());
+    let instance_writer = reflector::store::Writer::<ComputeInstance>::default();
+    let store = instance_writer.as_reader();
+    let instance_stream = reflector::reflector(
+        instance_writer,
+        watcher(instances, watcher::Config::default().any_semantic())
+            .default_backoff()
+            .modify(|ci: &mut ComputeInstance| ci.metadata.managed_fields = None),
+    )
+    .inspect(caches::track(
+        caches.clone(),
+        Cache::Instances,
+        metrics.ready.clone(),
+    ))
+    .applied_objects();
     let labelled = watcher::Config::default().labels(INSTANCE_LABEL);
     let (vm_ar, vmi_ar) = (vm_resource(), vmi_resource());
     let vm_writer = reflector::store::Writer::<DynamicObject>::new(vm_ar.clone());
@@ -181,18 +196,27 @@ pub async fn run(
         vm_writer,
         watcher(dynamic(&vm_ar), labelled.clone())
             .default_backoff()
-            .modify(strip_managed_fields),
+            .modify(kubevirt::slim),
     )
+    .inspect(caches::track(
+        caches.clone(),
+        Cache::Vms,
+        metrics.ready.clone(),
+    ))
     .applied_objects();
     let vmi_stream = reflector::reflector(
         vmi_writer,
         watcher(dynamic(&vmi_ar), labelled)
             .default_backoff()
-            .modify(strip_managed_fields),
+            .modify(kubevirt::slim),
     )
+    .inspect(caches::track(
+        caches.clone(),
+        Cache::Vmis,
+        metrics.ready.clone(),
+    ))
     .applied_objects();
-    let controller = Controller::new(instances, watcher::Config::default().any_semantic());
-    let store = controller.store();
+    let controller = Controller::for_stream(instance_stream, store.clone());
     let (wake_tx, wake_rx) = mpsc::channel(1024);
     let reporter = kube::runtime::events::Reporter {
         controller: "cloudkit-runner".into(),
@@ -205,6 +229,7 @@ pub async fn run(
         aap: aap.clone(),
         eda,
         instances: store.clone(),
+        caches,
         vms: vms.clone(),
         vmis: vmis.clone(),
         aap_jobs: aap_jobs.clone(),
@@ -223,17 +248,6 @@ pub async fn run(
             settings.policy.poll_interval,
         ));
     }
-    let ready = metrics.ready.clone();
-    let (s1, s2, s3) = (store.clone(), vms.clone(), vmis.clone());
-    tokio::spawn(async move {
-        let _ = futures::join!(
-            s1.wait_until_ready(),
-            s2.wait_until_ready(),
-            s3.wait_until_ready()
-        );
-        ready.store(true, std::sync::atomic::Ordering::Relaxed);
-        info!("watch caches synced; ready");
-    });
     let to_instance = |obj: DynamicObject| {
         let name = obj.labels().get(INSTANCE_LABEL)?.clone();
         Some(ObjectRef::<ComputeInstance>::new(&name).within(&obj.namespace()?))

@@ -5,6 +5,7 @@
 
 pub mod aap;
 pub mod act;
+pub mod caches;
 pub mod config;
 pub mod context;
 pub mod controller;

@@ -2,6 +2,7 @@
 //! intents whose launch is uncertain, from AAP itself.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use cloudkit_shared::eda::{self as eda_signs, EdaSigns};
@@ -9,34 +10,31 @@ use cloudkit_shared::jobs::{JobUpdate, next_eda_job_id};
 use cloudkit_shared::names::{AAP_FINALIZER, INSTANCE_LABEL, RECONCILED_CONFIG_VERSION_ANNOTATION};
 use cloudkit_shared::plan::{JobObservation, Observed};
 use cloudkit_shared::signals::whole_seconds;
-use cloudkit_shared::{ComputeInstance, JobEntry, JobProvider, JobType};
+use cloudkit_shared::{ComputeInstance, JobEntry, JobProvider, JobType, VirtualMachineReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
+use kube::api::DynamicObject;
+use kube::runtime::reflector::ObjectRef;
 
 use crate::aap::AapJob;
 use crate::context::Context;
-use crate::kubevirt::{vm_info, vmi_info};
+use crate::kubevirt::{vm_info, vm_resource, vmi_info, vmi_resource};
 use crate::poller::{Polled, aap_id};
 
 pub async fn observe(ci: &ComputeInstance, ctx: &Context) -> Observed {
     let now = Timestamp::now();
     let name = ci.name_any();
     let namespace = ci.namespace().unwrap_or_default();
-    let reference_ns = ci
+    let reference = ci
         .status
         .as_ref()
-        .and_then(|s| s.virtual_machine_reference.as_ref())
-        .map(|r| r.namespace.clone());
-    let vm = ctx.vms.state().into_iter().find(|vm| {
-        vm.labels().get(INSTANCE_LABEL) == Some(&name)
-            && (vm.namespace() == Some(namespace.clone()) || vm.namespace() == reference_ns)
-    });
+        .and_then(|s| s.virtual_machine_reference.as_ref());
+    let vm = find_vm(ctx, &name, &namespace, reference);
     let vmi = vm.as_ref().and_then(|vm| {
-        ctx.vmis
-            .state()
-            .into_iter()
-            .find(|vmi| vmi.name_any() == vm.name_any() && vmi.namespace() == vm.namespace())
+        let key = ObjectRef::new_with(&vm.name_any(), vmi_resource())
+            .within(&vm.namespace().unwrap_or_default());
+        ctx.vmis.get(&key)
     });
     let signs = EdaSigns {
         aap_finalizer: ci.finalizers().iter().any(|f| f == AAP_FINALIZER),
@@ -75,6 +73,40 @@ pub async fn observe(ci: &ComputeInstance, ctx: &Context) -> Observed {
         reconciled_config_version: signs.reconciled_config_version,
         aap_finalizer: signs.aap_finalizer,
     }
+}
+
+/// The VM labelled with the instance's name, in its namespace or the one recorded in the
+/// reference. Looked up by the names it almost always has (the reference, then the
+/// instance's own name) so a reconcile does not scan every VM; a scan only when neither fits.
+fn find_vm(
+    ctx: &Context,
+    name: &str,
+    namespace: &str,
+    reference: Option<&VirtualMachineReference>,
+) -> Option<Arc<DynamicObject>> {
+    let reference_ns = reference.map(|r| r.namespace.as_str());
+    let ours = |vm: &DynamicObject| {
+        vm.labels().get(INSTANCE_LABEL).map(String::as_str) == Some(name)
+            && vm
+                .namespace()
+                .is_some_and(|ns| ns == namespace || Some(ns.as_str()) == reference_ns)
+    };
+    let likely = reference
+        .map(|r| {
+            (
+                r.namespace.as_str(),
+                r.kube_virt_virtual_machine_name.as_str(),
+            )
+        })
+        .into_iter()
+        .chain([(namespace, name)]);
+    for (ns, vm_name) in likely {
+        let key = ObjectRef::new_with(vm_name, vm_resource()).within(ns);
+        if let Some(vm) = ctx.vms.get(&key).filter(|vm| ours(vm)) {
+            return Some(vm);
+        }
+    }
+    ctx.vms.find(|vm| ours(vm))
 }
 
 async fn observe_aap(job: &JobEntry, ctx: &Context) -> Option<JobObservation> {
