@@ -68,6 +68,23 @@ pub struct Args {
     #[arg(long, env = "CLOUDKIT_EDA_HMAC_SECRET", hide_env_values = true)]
     pub eda_hmac_secret: Option<String>,
 
+    /// How the HMAC is written: `hex` or `base64` (the webhook source's `hmac_format`, an
+    /// event stream credential's signature encoding).
+    #[arg(long, env = "CLOUDKIT_EDA_HMAC_FORMAT", default_value = "hex")]
+    pub eda_hmac_format: String,
+
+    /// Text before the HMAC in the header (the credential's signature prefix).
+    #[arg(long, env = "CLOUDKIT_EDA_HMAC_PREFIX", default_value = "sha256=")]
+    pub eda_hmac_prefix: String,
+
+    /// The header that carries the HMAC.
+    #[arg(
+        long,
+        env = "CLOUDKIT_EDA_HMAC_HEADER",
+        default_value = "X-Hub-Signature-256"
+    )]
+    pub eda_hmac_header: String,
+
     /// How long an EDA job may show no sign of progress before it fails.
     #[arg(long, env = "CLOUDKIT_EDA_DEADLINE", default_value = "30m")]
     pub eda_deadline: String,
@@ -225,6 +242,26 @@ pub struct EdaSettings {
     pub deprovision_url: String,
     pub token: Option<String>,
     pub hmac_secret: Option<String>,
+    pub hmac: HmacStyle,
+}
+
+/// How the HMAC signature is written; the defaults are GitHub's, which the rulebook
+/// webhook source and EDA's GitHub credential type expect.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HmacStyle {
+    pub header: reqwest::header::HeaderName,
+    pub prefix: String,
+    pub base64: bool,
+}
+
+impl Default for HmacStyle {
+    fn default() -> Self {
+        Self {
+            header: reqwest::header::HeaderName::from_static("x-hub-signature-256"),
+            prefix: "sha256=".into(),
+            base64: false,
+        }
+    }
 }
 
 impl std::fmt::Debug for EdaSettings {
@@ -234,6 +271,7 @@ impl std::fmt::Debug for EdaSettings {
             .field("deprovision_url", &self.deprovision_url)
             .field("token", &self.token.as_ref().map(|_| "***"))
             .field("hmac_secret", &self.hmac_secret.as_ref().map(|_| "***"))
+            .field("hmac", &self.hmac)
             .finish()
     }
 }
@@ -279,6 +317,30 @@ fn url(name: &str, flag: &str, raw: String) -> Result<String, ConfigError> {
 }
 
 impl Args {
+    fn hmac_style(&self) -> Result<HmacStyle, ConfigError> {
+        let base64 = match self.eda_hmac_format.trim().to_ascii_lowercase().as_str() {
+            "hex" => false,
+            "base64" => true,
+            other => {
+                return Err(ConfigError(format!(
+                    "CLOUDKIT_EDA_HMAC_FORMAT (--eda-hmac-format) = {other:?}: use `hex` or `base64`"
+                )));
+            }
+        };
+        let header = reqwest::header::HeaderName::try_from(self.eda_hmac_header.trim())
+            .map_err(|_| {
+                ConfigError(format!(
+                    "CLOUDKIT_EDA_HMAC_HEADER (--eda-hmac-header) = {:?} is not an HTTP header name: use e.g. X-Hub-Signature-256",
+                    self.eda_hmac_header
+                ))
+            })?;
+        Ok(HmacStyle {
+            header,
+            prefix: self.eda_hmac_prefix.clone(),
+            base64,
+        })
+    }
+
     /// Checks every value; the first problem is returned as one line naming the fix.
     pub fn settings(&self) -> Result<Settings, ConfigError> {
         let mut warnings = Vec::new();
@@ -360,6 +422,7 @@ impl Args {
                 )?,
                 token: self.eda_token.clone().filter(|t| !t.is_empty()),
                 hmac_secret: self.eda_hmac_secret.clone().filter(|t| !t.is_empty()),
+                hmac: self.hmac_style()?,
             })
         } else {
             None

@@ -5,7 +5,9 @@ use std::time::Duration;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::config::EdaSettings;
+use base64::Engine;
+
+use crate::config::{EdaSettings, HmacStyle};
 
 /// Why an event was not accepted.
 #[derive(Debug, thiserror::Error)]
@@ -87,7 +89,8 @@ impl EdaClient {
             req = req.bearer_auth(token);
         }
         if let Some(secret) = &self.settings.hmac_secret {
-            req = req.header("X-Hub-Signature-256", signature(secret, &body));
+            let style = &self.settings.hmac;
+            req = req.header(style.header.clone(), signature(secret, style, &body));
         }
         let resp = req
             .body(body)
@@ -128,12 +131,19 @@ impl EdaClient {
     }
 }
 
-/// `sha256=<hex>` HMAC of the body, as GitHub-style webhooks and the rulebook source expect.
-pub fn signature(secret: &str, body: &[u8]) -> String {
+/// The prefix and the HMAC-SHA256 of the body in hex or base64 (by default `sha256=<hex>`,
+/// as GitHub-style webhooks and the rulebook source expect).
+pub fn signature(secret: &str, style: &HmacStyle, body: &[u8]) -> String {
     // HMAC accepts keys of any length.
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
     mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    let digest = mac.finalize().into_bytes();
+    let encoded = if style.base64 {
+        base64::engine::general_purpose::STANDARD.encode(digest)
+    } else {
+        hex::encode(digest)
+    };
+    format!("{}{encoded}", style.prefix)
 }
 
 /// URL without user info or query (either may carry credentials).

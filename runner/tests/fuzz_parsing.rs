@@ -170,6 +170,7 @@ fn eda() -> EdaClient {
             deprovision_url: url,
             token: Some("fuzz-token".into()),
             hmac_secret: None,
+            hmac: Default::default(),
         },
         Duration::from_secs(5),
     )

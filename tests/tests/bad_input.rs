@@ -363,12 +363,32 @@ fn each_bad_setting_stops_the_runner_with_one_line_naming_it() -> anyhow::Result
             "eda.example.com/provision",
             "CLOUDKIT_COMPUTE_INSTANCE_PROVISION_WEBHOOK",
         ),
+        (
+            "CLOUDKIT_EDA_HMAC_FORMAT",
+            "binary",
+            "CLOUDKIT_EDA_HMAC_FORMAT",
+        ),
+        (
+            "CLOUDKIT_EDA_HMAC_HEADER",
+            "X Signature",
+            "CLOUDKIT_EDA_HMAC_HEADER",
+        ),
     ];
     for (variable, value, named) in cases {
         let mut env = valid_env();
         env.retain(|(k, _)| k != variable);
         env.push((variable, value));
         if variable.contains("WEBHOOK") {
+            env.push((
+                "CLOUDKIT_COMPUTE_INSTANCE_DEPROVISION_WEBHOOK",
+                "http://eda/d",
+            ));
+        }
+        if variable.starts_with("CLOUDKIT_EDA_HMAC") {
+            env.push((
+                "CLOUDKIT_COMPUTE_INSTANCE_PROVISION_WEBHOOK",
+                "http://eda/p",
+            ));
             env.push((
                 "CLOUDKIT_COMPUTE_INSTANCE_DEPROVISION_WEBHOOK",
                 "http://eda/d",

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use cloudkit_runner::config::EdaSettings;
+use cloudkit_runner::config::{EdaSettings, HmacStyle};
 use cloudkit_runner::eda::{EdaAction, EdaClient, EdaError};
 use cloudkit_shared::reasons;
 use cloudkit_testbed::eda_sim::*;
@@ -31,6 +31,7 @@ fn settings(provision_url: String, deprovision_url: String) -> EdaSettings {
         deprovision_url,
         token: None,
         hmac_secret: None,
+        hmac: HmacStyle::default(),
     }
 }
 
@@ -115,7 +116,7 @@ async fn token_and_hmac_are_what_the_webhook_source_checks() {
         format!("sha256={}", signature(SECRET, &body, HmacFormat::Hex))
     );
     assert_eq!(
-        cloudkit_runner::eda::signature(SECRET, &body),
+        cloudkit_runner::eda::signature(SECRET, &HmacStyle::default(), &body),
         request.headers["x-hub-signature-256"]
     );
 }
@@ -145,6 +146,65 @@ async fn event_streams_take_the_token_and_a_hex_hmac_with_prefix() {
     assert_eq!(events.len(), 2);
     assert!(events.iter().all(|e| e.flavor == Flavor::EventStream));
     assert_eq!(events[1].event["meta"]["eda_event_stream_name"], "by-hmac");
+}
+
+#[tokio::test]
+async fn base64_hmacs_with_other_headers_and_prefixes_are_accepted() {
+    // An event stream credential with its own header, no prefix and base64.
+    let mut stream = EventStreamConfig::hmac("b64-stream", "by-b64", SECRET);
+    stream.auth = StreamAuth::Hmac {
+        header: "X-Signature".into(),
+        secret: SECRET.into(),
+        prefix: String::new(),
+        format: HmacFormat::Base64,
+    };
+    let sim = EdaSimulator::start(
+        EdaSimConfig::new()
+            .hmac(SECRET, HmacFormat::Base64)
+            .event_stream(stream),
+    )
+    .await
+    .unwrap();
+    let base64 = HmacStyle {
+        header: "x-signature".parse().unwrap(),
+        prefix: String::new(),
+        base64: true,
+    };
+    let mut s = settings(sim.stream_url("b64-stream"), sim.stream_url("b64-stream"));
+    s.hmac_secret = Some(SECRET.into());
+    s.hmac = base64.clone();
+    client(s.clone())
+        .send(EdaAction::Provision, &payload("vm1"))
+        .await
+        .unwrap();
+    // The default style sends no X-Signature: 400 (missing auth header), permanent.
+    s.hmac = HmacStyle::default();
+    let err = client(s)
+        .send(EdaAction::Provision, &payload("vm1"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, EdaError::Rejected { status: 400, .. }),
+        "{err}"
+    );
+    assert!(err.is_permanent());
+    // The webhook source in base64 takes `sha256=<base64>` (its default) and the bare digest.
+    let mut hook = webhook_settings(&sim);
+    hook.hmac_secret = Some(SECRET.into());
+    for prefix in ["sha256=", ""] {
+        hook.hmac = HmacStyle {
+            prefix: prefix.into(),
+            base64: true,
+            ..HmacStyle::default()
+        };
+        client(hook.clone())
+            .send(EdaAction::Provision, &payload("vm1"))
+            .await
+            .unwrap();
+    }
+    let statuses: Vec<_> = sim.requests().iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [Some(200), Some(400), Some(200), Some(200)]);
+    assert_eq!(sim.events().len(), 3);
 }
 
 #[tokio::test]
