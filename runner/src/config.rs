@@ -121,6 +121,12 @@ pub struct Args {
     #[arg(long, env = "CLOUDKIT_HTTP_TIMEOUT", default_value = "30s")]
     pub http_timeout: String,
 
+    /// Instances reconciled at once; the rest wait their turn (bounds memory and the
+    /// request burst at start-up).
+    #[arg(long, env = "CLOUDKIT_MAX_CONCURRENT_RECONCILES", default_value_t = 64,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_concurrent_reconciles: u16,
+
     /// Address of the health and metrics server.
     #[arg(long, env = "CLOUDKIT_METRICS_ADDR", default_value = "0.0.0.0:8080")]
     pub metrics_addr: String,
@@ -196,6 +202,7 @@ pub struct Settings {
     pub eda_deadline: Duration,
     pub namespace: Option<String>,
     pub http_timeout: Duration,
+    pub max_concurrent_reconciles: u16,
     pub metrics_addr: std::net::SocketAddr,
     pub leader: Option<LeaderSettings>,
     pub warnings: Vec<String>,
@@ -508,6 +515,7 @@ impl Args {
             eda_deadline: duration("CLOUDKIT_EDA_DEADLINE", "eda-deadline", &self.eda_deadline)?,
             namespace: self.namespace.clone().filter(|n| !n.is_empty()),
             http_timeout: duration("CLOUDKIT_HTTP_TIMEOUT", "http-timeout", &self.http_timeout)?,
+            max_concurrent_reconciles: self.max_concurrent_reconciles,
             metrics_addr,
             warnings,
         })

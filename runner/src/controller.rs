@@ -10,7 +10,7 @@ use futures::StreamExt;
 use futures::channel::mpsc;
 use kube::ResourceExt;
 use kube::api::{Api, DynamicObject};
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::Recorder;
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::runtime::reflector::{self, ObjectRef};
@@ -177,7 +177,9 @@ pub async fn run(
     let store = instance_writer.as_reader();
     let instance_stream = reflector::reflector(
         instance_writer,
-        watcher(instances, watcher::Config::default().any_semantic())
+        // Consistent, paginated lists: a list from the watch cache (`any_semantic`) comes
+        // whole in one response (a 10,000-instance list peaked at 200 MiB) and may be stale.
+        watcher(instances, watcher::Config::default())
             .default_backoff()
             .modify(|ci: &mut ComputeInstance| ci.metadata.managed_fields = None),
     )
@@ -261,6 +263,7 @@ pub async fn run(
         .watches_stream_with(vm_stream, to_instance, vm_ar)
         .watches_stream_with(vmi_stream, to_instance, vmi_ar)
         .reconcile_on(wake_rx)
+        .with_config(controller::Config::default().concurrency(settings.max_concurrent_reconciles))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
