@@ -1,6 +1,8 @@
 //! `kubectl cloudkit cancel NAME [--wait]`: writes `spec.cancelRequestedAt`; the runner
 //! cancels the active provision job in place and keeps the instance.
 
+use std::time::Duration;
+
 use cloudkit_shared::conditions as cond;
 use cloudkit_shared::signals::whole_seconds;
 use cloudkit_shared::{ComputeInstance, JobEntry, JobState, JobType, reasons};
@@ -10,7 +12,7 @@ use k8s_openapi::jiff::Timestamp;
 use crate::cli::CancelArgs;
 use crate::client::{Instances, Target};
 use crate::error::Error;
-use crate::follow::{Verdict, follow};
+use crate::follow::{Signal, Verdict, send_signal};
 use crate::jobs::{id_cell, progress_line};
 use crate::output::Output;
 use crate::render::Palette;
@@ -25,24 +27,19 @@ pub async fn run(target: &Target, args: &CancelArgs, out: &Output) -> Result<(),
         .as_ref()
         .and_then(|s| s.last_cancel_requested_at.as_ref());
     let request = next_request(Timestamp::now(), acked);
-    let active = active_provision(&ci).cloned();
-    let patched = instances.write_signal(&args.name, FIELD, request).await?;
-    out.note(&announcement(&args.name, active.as_ref(), args.wait.wait))?;
-    let done = if args.wait.wait {
-        follow(
-            &instances,
-            &args.name,
-            patched,
-            args.wait.timeout(),
-            &format!("the cancel of computeinstance {:?}", args.name),
-            out,
-            |ci| verdict(ci, &args.name, request, out.note_palette()),
-        )
-        .await?
-    } else {
-        patched
+    let active = active_provision(&ci);
+    let signal = Signal {
+        name: &args.name,
+        field: FIELD,
+        request,
+        announcement: announcement(&args.name, active, args.wait.wait),
+        what: format!("the cancel of computeinstance {:?}", args.name),
+        not_before: Duration::ZERO,
     };
-    crate::print_object(&done, out)
+    send_signal(&instances, signal, &args.wait, out, |ci| {
+        verdict(ci, &args.name, request, out.note_palette())
+    })
+    .await
 }
 
 /// Now in whole seconds, and later than the last acknowledged request (else it is ignored).

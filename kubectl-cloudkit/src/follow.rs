@@ -95,3 +95,48 @@ pub async fn follow(
         }
     }
 }
+
+/// A signal a verb writes into spec, and how to report and follow it.
+pub struct Signal<'a> {
+    pub name: &'a str,
+    /// The spec field, e.g. `restartRequestedAt`.
+    pub field: &'static str,
+    pub request: k8s_openapi::jiff::Timestamp,
+    /// Printed once the API server took the patch.
+    pub announcement: String,
+    /// The request as the timeout error names it, e.g. `the restart of computeinstance "vm-1"`.
+    pub what: String,
+    /// Waited on top of `--timeout` (a scheduled restart's time to come).
+    pub not_before: Duration,
+}
+
+/// Writes `signal`, announces it, and with `--wait` follows it until `judge` decides;
+/// then prints the object as `-o` asks.
+pub async fn send_signal(
+    instances: &Instances<'_>,
+    signal: Signal<'_>,
+    wait: &crate::cli::WaitArgs,
+    out: &Output,
+    judge: impl FnMut(&ComputeInstance) -> Verdict,
+) -> Result<(), Error> {
+    let patched = instances
+        .write_signal(signal.name, signal.field, signal.request)
+        .await?;
+    out.note(&signal.announcement)?;
+    let done = if wait.wait {
+        let timeout = signal.not_before + wait.timeout();
+        follow(
+            instances,
+            signal.name,
+            patched,
+            timeout,
+            &signal.what,
+            out,
+            judge,
+        )
+        .await?
+    } else {
+        patched
+    };
+    crate::print_object(&done, out)
+}

@@ -1,6 +1,8 @@
 //! `kubectl cloudkit provision NAME [--wait]`: writes `spec.provisionRequestedAt` to
 //! provision again after a cancel or a failure.
 
+use std::time::Duration;
+
 use cloudkit_shared::signals::whole_seconds;
 use cloudkit_shared::{ComputeInstance, JobEntry, JobState, JobType};
 use k8s_openapi::jiff::Timestamp;
@@ -8,7 +10,7 @@ use k8s_openapi::jiff::Timestamp;
 use crate::cli::ProvisionArgs;
 use crate::client::{Instances, Target};
 use crate::error::Error;
-use crate::follow::{Verdict, follow};
+use crate::follow::{Signal, Verdict, send_signal};
 use crate::jobs::{id_cell, progress_line};
 use crate::output::Output;
 use crate::render::Palette;
@@ -21,26 +23,20 @@ pub async fn run(target: &Target, args: &ProvisionArgs, out: &Output) -> Result<
     let status = ci.status.as_ref();
     let acked = status.and_then(|s| s.last_provision_requested_at.as_ref());
     let request = crate::cancel::next_request(Timestamp::now(), acked);
-    let active = status
-        .and_then(|s| cloudkit_shared::jobs::active_of_type(&s.jobs, JobType::Provision))
-        .cloned();
-    let patched = instances.write_signal(&args.name, FIELD, request).await?;
-    out.note(&announcement(&args.name, active.as_ref()))?;
-    let done = if args.wait.wait {
-        follow(
-            &instances,
-            &args.name,
-            patched,
-            args.wait.timeout(),
-            &format!("the provisioning of computeinstance {:?}", args.name),
-            out,
-            |ci| verdict(ci, &args.name, request, out.note_palette()),
-        )
-        .await?
-    } else {
-        patched
+    let active =
+        status.and_then(|s| cloudkit_shared::jobs::active_of_type(&s.jobs, JobType::Provision));
+    let signal = Signal {
+        name: &args.name,
+        field: FIELD,
+        request,
+        announcement: announcement(&args.name, active),
+        what: format!("the provisioning of computeinstance {:?}", args.name),
+        not_before: Duration::ZERO,
     };
-    crate::print_object(&done, out)
+    send_signal(&instances, signal, &args.wait, out, |ci| {
+        verdict(ci, &args.name, request, out.note_palette())
+    })
+    .await
 }
 
 pub fn announcement(name: &str, active: Option<&JobEntry>) -> String {

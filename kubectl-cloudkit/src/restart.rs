@@ -11,7 +11,7 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use crate::cli::RestartArgs;
 use crate::client::{Instances, Target};
 use crate::error::Error;
-use crate::follow::{Verdict, follow};
+use crate::follow::{Signal, Verdict, send_signal};
 use crate::output::Output;
 use crate::render::{self, Palette};
 
@@ -23,25 +23,19 @@ pub async fn run(target: &Target, args: &RestartArgs, out: &Output) -> Result<()
     let now = Timestamp::now();
     let request = request_time(now, args.at, args.in_, last_request(&ci))?;
     let replaced = pending_request(&ci, now).filter(|p| *p != request);
-    let patched = instances.write_signal(&args.name, FIELD, request).await?;
-    out.note(&announcement(&args.name, request, now, replaced))?;
-    let done = if args.wait.wait {
+    let signal = Signal {
+        name: &args.name,
+        field: FIELD,
+        request,
+        announcement: announcement(&args.name, request, now, replaced),
+        what: format!("the restart of computeinstance {:?}", args.name),
         // The timeout starts when the restart is due, not while it is merely scheduled.
-        let until_due = until(now, request);
-        follow(
-            &instances,
-            &args.name,
-            patched,
-            until_due + args.wait.timeout(),
-            &format!("the restart of computeinstance {:?}", args.name),
-            out,
-            |ci| verdict(ci, &args.name, request, out.note_palette()),
-        )
-        .await?
-    } else {
-        patched
+        not_before: until(now, request),
     };
-    crate::print_object(&done, out)
+    send_signal(&instances, signal, &args.wait, out, |ci| {
+        verdict(ci, &args.name, request, out.note_palette())
+    })
+    .await
 }
 
 /// The newest restart request the runner has seen: acknowledged or served by a job.
