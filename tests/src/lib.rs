@@ -10,4 +10,5 @@ pub mod kubevirt_sim;
 pub mod observe;
 pub mod release;
 pub mod runner_process;
+mod sim_server;
 pub mod stack;

@@ -81,21 +81,14 @@ impl AapSimulator {
         if let Some(t) = config.templates.iter().find(|t| !seen.insert(t.id)) {
             return Err(AapSimError::DuplicateTemplate(t.id));
         }
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        let shared = Shared::new(config);
+        let stop = Arc::clone(&shared);
+        let (addr, server) =
+            crate::sim_server::serve(server::router(Arc::clone(&shared)), async move {
+                stop.stopped().await
+            })
             .await
             .map_err(AapSimError::Bind)?;
-        let addr = listener.local_addr().map_err(AapSimError::Bind)?;
-        let shared = Shared::new(config);
-        let app = server::router(Arc::clone(&shared));
-        let stop = Arc::clone(&shared);
-        let server = tokio::spawn(async move {
-            // axum runs each connection in a task of its own: a graceful shutdown, not
-            // an abort, is what also closes idle keep-alive connections, so a client
-            // sees "connection refused" once the simulator is dropped.
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { stop.stopped().await })
-                .await;
-        });
         Ok(Self {
             shared,
             addr,

@@ -68,20 +68,14 @@ pub struct EdaSimulator {
 impl EdaSimulator {
     /// Starts the simulator on a free loopback port.
     pub async fn start(config: EdaSimConfig) -> Result<Self, EdaSimError> {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        let shared = Shared::new(config);
+        let stop = Arc::clone(&shared);
+        let (addr, server) =
+            crate::sim_server::serve(server::router(Arc::clone(&shared)), async move {
+                stop.stopped().await
+            })
             .await
             .map_err(EdaSimError::Bind)?;
-        let addr = listener.local_addr().map_err(EdaSimError::Bind)?;
-        let shared = Shared::new(config);
-        let app = server::router(Arc::clone(&shared));
-        let stop = Arc::clone(&shared);
-        let server = tokio::spawn(async move {
-            // A graceful shutdown also closes idle keep-alive connections: once stopped,
-            // clients see "connection refused".
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { stop.stopped().await })
-                .await;
-        });
         Ok(Self {
             shared,
             addr,
