@@ -4,7 +4,7 @@ use cloudkit_shared::names::CORRELATION_EXTRA_VAR;
 use cloudkit_shared::plan::{Effect, EventNote, Outcome, Plan, ProviderKind, apply_outcome};
 use cloudkit_shared::{ComputeInstance, ComputeInstanceStatus, JobProvider, JobType};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, DynamicObject, Preconditions};
+use kube::api::{Api, DeleteParams, Preconditions};
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
@@ -13,7 +13,7 @@ use tracing::{info, warn};
 use crate::aap::{AapError, CancelOutcome};
 use crate::context::Context;
 use crate::eda::EdaAction;
-use crate::kubevirt::vmi_resource;
+use crate::kubevirt::VirtualMachineInstance;
 use crate::poller::aap_id;
 
 /// Performs every effect of `plan` and folds the outcomes into `plan.status`.
@@ -202,8 +202,7 @@ async fn cancel(
 }
 
 async fn delete_vmi(ctx: &Context, key: String, namespace: &str, name: &str, uid: &str) -> Outcome {
-    let api: Api<DynamicObject> =
-        Api::namespaced_with(ctx.client.clone(), namespace, &vmi_resource());
+    let api: Api<VirtualMachineInstance> = Api::namespaced(ctx.client.clone(), namespace);
     let params = DeleteParams {
         preconditions: Some(Preconditions {
             uid: Some(uid.to_string()),

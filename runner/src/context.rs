@@ -4,7 +4,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use cloudkit_shared::ComputeInstance;
-use kube::api::DynamicObject;
 use kube::runtime::events::Recorder;
 use kube::runtime::reflector::Store;
 
@@ -22,8 +21,8 @@ pub struct Context {
     pub instances: Store<ComputeInstance>,
     /// Whether the caches below (and `instances`) hold a full list yet.
     pub caches: std::sync::Arc<crate::caches::Caches>,
-    pub vms: Store<DynamicObject>,
-    pub vmis: Store<DynamicObject>,
+    pub vms: Store<crate::kubevirt::VirtualMachine>,
+    pub vmis: Store<crate::kubevirt::VirtualMachineInstance>,
     /// Latest AAP job states, filled by the poller (one list request per tick for all jobs).
     pub aap_jobs: JobCache,
     /// Intents this process recorded and has not launched: no need to look them up in AAP.

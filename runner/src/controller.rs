@@ -8,13 +8,13 @@ use cloudkit_shared::plan::plan;
 use cloudkit_shared::{ComputeInstance, ComputeInstanceStatus};
 use futures::StreamExt;
 use futures::channel::mpsc;
-use kube::ResourceExt;
-use kube::api::{Api, DynamicObject};
+use kube::api::Api;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::Recorder;
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Resource, ResourceExt};
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::aap::AapClient;
@@ -23,7 +23,7 @@ use crate::config::Settings;
 use crate::context::Context;
 use crate::eda::EdaClient;
 use crate::error::Error;
-use crate::kubevirt::{self, vm_resource, vmi_resource};
+use crate::kubevirt::{self, VirtualMachine, VirtualMachineInstance};
 use crate::metrics::Metrics;
 use crate::{act, observe, poller, status};
 
@@ -134,6 +134,23 @@ pub fn error_policy(ci: Arc<ComputeInstance>, err: &Error, ctx: Arc<Context>) ->
     Action::requeue(err.requeue_after())
 }
 
+/// The instance a VM or VMI belongs to, by its label.
+fn to_instance<K: Resource>(obj: K) -> Option<ObjectRef<ComputeInstance>> {
+    let name = obj.labels().get(INSTANCE_LABEL)?.clone();
+    Some(ObjectRef::new(&name).within(&obj.namespace()?))
+}
+
+/// An Api over the watched namespace, or all namespaces.
+fn scoped<K>(client: &kube::Client, settings: &Settings) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match &settings.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
 /// Builds the provider clients from validated settings.
 pub fn clients(settings: &Settings) -> Result<(Option<AapClient>, Option<EdaClient>), Error> {
     let aap = match &settings.aap {
@@ -166,12 +183,6 @@ pub async fn run(
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
-    let dynamic = |ar: &kube::api::ApiResource| -> Api<DynamicObject> {
-        match &settings.namespace {
-            Some(ns) => Api::namespaced_with(client.clone(), ns, ar),
-            None => Api::all_with(client.clone(), ar),
-        }
-    };
     let caches = Arc::new(Caches::default());
     let instance_writer = reflector::store::Writer::<ComputeInstance>::default();
     let store = instance_writer.as_reader();
@@ -190,13 +201,12 @@ pub async fn run(
     ))
     .applied_objects();
     let labelled = watcher::Config::default().labels(INSTANCE_LABEL);
-    let (vm_ar, vmi_ar) = (vm_resource(), vmi_resource());
-    let vm_writer = reflector::store::Writer::<DynamicObject>::new(vm_ar.clone());
-    let vmi_writer = reflector::store::Writer::<DynamicObject>::new(vmi_ar.clone());
+    let vm_writer = reflector::store::Writer::<VirtualMachine>::default();
+    let vmi_writer = reflector::store::Writer::<VirtualMachineInstance>::default();
     let (vms, vmis) = (vm_writer.as_reader(), vmi_writer.as_reader());
     let vm_stream = reflector::reflector(
         vm_writer,
-        watcher(dynamic(&vm_ar), labelled.clone())
+        watcher(scoped(&client, &settings), labelled.clone())
             .default_backoff()
             .modify(kubevirt::slim),
     )
@@ -208,7 +218,7 @@ pub async fn run(
     .applied_objects();
     let vmi_stream = reflector::reflector(
         vmi_writer,
-        watcher(dynamic(&vmi_ar), labelled)
+        watcher(scoped(&client, &settings), labelled)
             .default_backoff()
             .modify(kubevirt::slim),
     )
@@ -250,18 +260,14 @@ pub async fn run(
             settings.policy.poll_interval,
         ));
     }
-    let to_instance = |obj: DynamicObject| {
-        let name = obj.labels().get(INSTANCE_LABEL)?.clone();
-        Some(ObjectRef::<ComputeInstance>::new(&name).within(&obj.namespace()?))
-    };
     info!(
         provider = ?settings.policy.provider,
         namespace = settings.namespace.as_deref().unwrap_or("<all>"),
         "cloudkit-runner starting"
     );
     controller
-        .watches_stream_with(vm_stream, to_instance, vm_ar)
-        .watches_stream_with(vmi_stream, to_instance, vmi_ar)
+        .watches_stream(vm_stream, to_instance)
+        .watches_stream(vmi_stream, to_instance)
         .reconcile_on(wake_rx)
         .with_config(controller::Config::default().concurrency(settings.max_concurrent_reconciles))
         .graceful_shutdown_on(shutdown)

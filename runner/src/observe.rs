@@ -14,12 +14,11 @@ use cloudkit_shared::{ComputeInstance, JobEntry, JobProvider, JobType, VirtualMa
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
-use kube::api::DynamicObject;
 use kube::runtime::reflector::ObjectRef;
 
 use crate::aap::AapJob;
 use crate::context::Context;
-use crate::kubevirt::{vm_info, vm_resource, vmi_info, vmi_resource};
+use crate::kubevirt::{VirtualMachine, vm_info, vmi_info};
 use crate::poller::{Polled, aap_id};
 
 pub async fn observe(ci: &ComputeInstance, ctx: &Context) -> Observed {
@@ -32,8 +31,7 @@ pub async fn observe(ci: &ComputeInstance, ctx: &Context) -> Observed {
         .and_then(|s| s.virtual_machine_reference.as_ref());
     let vm = find_vm(ctx, &name, &namespace, reference);
     let vmi = vm.as_ref().and_then(|vm| {
-        let key = ObjectRef::new_with(&vm.name_any(), vmi_resource())
-            .within(&vm.namespace().unwrap_or_default());
+        let key = ObjectRef::new(&vm.name_any()).within(&vm.namespace().unwrap_or_default());
         ctx.vmis.get(&key)
     });
     let signs = EdaSigns {
@@ -83,9 +81,9 @@ fn find_vm(
     name: &str,
     namespace: &str,
     reference: Option<&VirtualMachineReference>,
-) -> Option<Arc<DynamicObject>> {
+) -> Option<Arc<VirtualMachine>> {
     let reference_ns = reference.map(|r| r.namespace.as_str());
-    let ours = |vm: &DynamicObject| {
+    let ours = |vm: &VirtualMachine| {
         vm.labels().get(INSTANCE_LABEL).map(String::as_str) == Some(name)
             && vm
                 .namespace()
@@ -101,7 +99,7 @@ fn find_vm(
         .into_iter()
         .chain([(namespace, name)]);
     for (ns, vm_name) in likely {
-        let key = ObjectRef::new_with(vm_name, vm_resource()).within(ns);
+        let key = ObjectRef::new(vm_name).within(ns);
         if let Some(vm) = ctx.vms.get(&key).filter(|vm| ours(vm)) {
             return Some(vm);
         }
