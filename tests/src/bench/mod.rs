@@ -75,6 +75,8 @@ pub struct BenchOptions {
     pub budget: Option<Duration>,
     /// The command line, for the report.
     pub command: String,
+    /// Extra environment for every runner started (see [`runner::EXTRA_ENV`]).
+    pub runner_env: Vec<(String, String)>,
 }
 
 impl BenchOptions {
@@ -94,6 +96,7 @@ impl BenchOptions {
             quiet: Duration::from_secs(2),
             budget: Some(Duration::from_secs(15 * 60)),
             command: "cargo run --release -p cloudkit-testbed -- bench".into(),
+            runner_env: Vec::new(),
         }
     }
 
@@ -320,6 +323,9 @@ impl Bench<'_> {
             namespace: namespace.to_string(),
             poll_interval,
             lease_name: format!("cloudkit-bench-{}", self.runners),
+            extra_env: (self.options.runner_env.iter())
+                .map(|(k, v)| (k.clone(), v.replace("{n}", &self.runners.to_string())))
+                .collect(),
         };
         let log = self.dir.join(format!("runner-{}.log", self.runners));
         BenchRunner::start(&self.bins.runner, self.cp.kubeconfig_path(), &setup, log)

@@ -23,6 +23,8 @@ pub struct RunnerSetup {
     pub poll_interval: Duration,
     /// Unique per start, so a new runner never waits for an old one's lease.
     pub lease_name: String,
+    /// From [`EXTRA_ENV`], `{n}` already replaced by the runner's number.
+    pub extra_env: Vec<(String, String)>,
 }
 
 /// The bed's runner environment (see `Bed::runner_env`), with logging at `warn`. The
@@ -60,7 +62,25 @@ pub fn environment(setup: &RunnerSetup) -> Vec<(String, String)> {
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
+    .chain(setup.extra_env.iter().cloned())
     .collect()
+}
+
+/// The variable with extra `KEY=VALUE` pairs (whitespace-separated) for every runner the bench
+/// starts: e.g. heaptrack's preload library and output, to profile the runner's memory. `{n}`
+/// in a value becomes the runner's number (runner-{n}.log in the bench's directory).
+pub const EXTRA_ENV: &str = "CLOUDKIT_BENCH_RUNNER_ENV";
+
+/// Parses [`EXTRA_ENV`]; a pair without `=` is an error naming it.
+pub fn parse_extra_env(raw: &str) -> Result<Vec<(String, String)>, String> {
+    raw.split_whitespace()
+        .map(|pair| match pair.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            _ => Err(format!(
+                "{EXTRA_ENV}: {pair:?} is not KEY=VALUE (e.g. LD_PRELOAD=/usr/lib/heaptrack/libheaptrack_preload.so)"
+            )),
+        })
+        .collect()
 }
 
 /// What `/metrics` says, the figures the bench reads.
@@ -283,6 +303,18 @@ pub fn cpu_seconds(stat: &str) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn extra_env_is_key_value_pairs() {
+        assert_eq!(
+            parse_extra_env("  A=1 B=x=y C= ").unwrap(),
+            [("A", "1"), ("B", "x=y"), ("C", "")].map(|(k, v)| (k.to_string(), v.to_string()))
+        );
+        assert!(parse_extra_env("").unwrap().is_empty());
+        let err = parse_extra_env("A=1 LD_PRELOAD").unwrap_err();
+        assert!(err.contains("\"LD_PRELOAD\" is not KEY=VALUE"), "{err}");
+        assert!(parse_extra_env("=1").is_err());
+    }
 
     #[test]
     fn metrics_are_parsed() {

@@ -43,6 +43,11 @@ enum Cmd {
         /// Small sizes (a minute or two); written to target/BENCHMARKS-quick.md by default.
         #[arg(long)]
         quick: bool,
+        /// Only these populations, e.g. `--sizes 1000` (restarts timed at each); written to
+        /// target/BENCHMARKS-custom.md by default. With CLOUDKIT_BENCH_RUNNER_ENV (KEY=VALUE
+        /// pairs for every runner started, `{n}` = its number) this is how to profile the runner.
+        #[arg(long, value_delimiter = ',', num_args = 1..)]
+        sizes: Vec<usize>,
         /// Where to write the table (default: BENCHMARKS.md at the repository root).
         #[arg(long)]
         output: Option<PathBuf>,
@@ -52,8 +57,13 @@ enum Cmd {
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
-    if let Cmd::Bench { quick, output } = &cli.command {
-        std::process::exit(bench(*quick, output.clone()).await);
+    if let Cmd::Bench {
+        quick,
+        sizes,
+        output,
+    } = &cli.command
+    {
+        std::process::exit(bench(*quick, sizes, output.clone()).await);
     }
     let job_duration = match cloudkit_shared::signals::parse_duration(&cli.job_duration) {
         Ok(d) => d,
@@ -115,17 +125,34 @@ async fn main() {
 }
 
 /// `testbed bench`: returns the exit code (1 when a figure could not be measured).
-async fn bench(quick: bool, output: Option<PathBuf>) -> i32 {
-    use cloudkit_testbed::bench::{self, BenchOptions};
-    let options = if quick {
+async fn bench(quick: bool, sizes: &[usize], output: Option<PathBuf>) -> i32 {
+    use cloudkit_testbed::bench::{self, BenchOptions, runner};
+    let mut options = if quick {
         BenchOptions::quick()
     } else {
         BenchOptions::full()
     };
+    if !sizes.is_empty() {
+        if sizes.contains(&0) || !sizes.is_sorted_by(|a, b| a < b) {
+            exit(
+                2,
+                "--sizes must be ascending populations above 0, e.g. --sizes 100,1000",
+            );
+        }
+        options.sizes = sizes.to_vec();
+        options.restart_at = sizes.to_vec();
+        options.command = format!("{} --sizes {}", options.command, join(sizes));
+    }
+    if let Ok(raw) = std::env::var(runner::EXTRA_ENV) {
+        options.runner_env = runner::parse_extra_env(&raw).unwrap_or_else(|e| exit(2, &e));
+    }
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let output = output.unwrap_or_else(|| {
-        if quick {
-            cloudkit_testbed::runner_process::target_dir().join("BENCHMARKS-quick.md")
+        let target = cloudkit_testbed::runner_process::target_dir();
+        if !sizes.is_empty() {
+            target.join("BENCHMARKS-custom.md")
+        } else if quick {
+            target.join("BENCHMARKS-quick.md")
         } else {
             root.join("BENCHMARKS.md")
         }
@@ -170,4 +197,12 @@ async fn wait_for_stop() {
         _ = tokio::signal::ctrl_c() => {}
         _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
     }
+}
+
+fn join(sizes: &[usize]) -> String {
+    sizes
+        .iter()
+        .map(usize::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }
