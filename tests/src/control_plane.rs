@@ -45,7 +45,9 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, PostParams};
 use tempfile::TempDir;
 
-pub use binaries::{ETCD_VERSION, KUBERNETES_VERSION, build_once, cache_root, go_module_dir};
+pub use binaries::{
+    ETCD_VERSION, GoBuild, GoBuildError, KUBERNETES_VERSION, build_once, cache_root, go_module_dir,
+};
 pub use error::Error;
 
 use pki::Pki;

@@ -5,11 +5,11 @@
 //! `manifests/krew/cloudkit.yaml` and to install the release archive the way a user does.
 
 use std::ffi::OsString;
-use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
+
+use crate::control_plane::GoBuild;
 
 /// The krew release built. Must match `tests/krew/go.mod` (a unit test checks).
 pub const KREW_VERSION: &str = "v0.4.4";
@@ -22,23 +22,8 @@ pub const MIN_GO: &str = "1.26";
 /// Why krew could not be built.
 #[derive(thiserror::Error)]
 pub enum KrewError {
-    #[error("go not found on PATH: install Go {MIN_GO} to build krew for the krew tests")]
-    GoNotFound,
-    #[error("could not run `{command}`: {source}")]
-    Run {
-        command: String,
-        #[source]
-        source: io::Error,
-    },
-    #[error(
-        "building krew failed: `{command}` in {dir} exited with {status}; last lines of its output:\n{output}"
-    )]
-    GoBuild {
-        command: String,
-        dir: PathBuf,
-        status: std::process::ExitStatus,
-        output: String,
-    },
+    #[error("building krew for the krew tests: {0}")]
+    Build(#[from] crate::control_plane::GoBuildError),
     #[error(
         "no cache directory for krew: set CLOUDKIT_TESTBED_CACHE, XDG_CACHE_HOME or HOME ({0})"
     )]
@@ -127,106 +112,31 @@ impl Krew {
 }
 
 fn build(dir: &Path) -> Result<(), KrewError> {
-    let module = go_module_dir();
-    check_go()?;
-    // Visible even when the test harness captures output: it goes straight to fd 2.
-    let _ = writeln!(
-        io::stderr(),
-        "building krew {KREW_VERSION} and validate-krew-manifest (first run only, about a minute)..."
-    );
-    let started = Instant::now();
-
-    // Build into a private directory, then rename: a binary at its final path is
-    // always complete, even if this process is killed mid-build.
-    let staging = dir.join(format!(".build-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&staging);
-    fs::create_dir_all(&staging).map_err(|source| KrewError::Cache {
-        path: staging.clone(),
-        source,
-    })?;
-    let args = [
-        "build".to_string(),
-        "-trimpath".to_string(),
-        format!(
-            "-ldflags=-s -w -X sigs.k8s.io/krew/internal/version.gitTag={KREW_VERSION} -X sigs.k8s.io/krew/internal/version.gitCommit={KREW_COMMIT}"
+    GoBuild {
+        what: &format!("krew {KREW_VERSION} and validate-krew-manifest"),
+        how_long: "about a minute",
+        module: go_module_dir(),
+        min_go: MIN_GO,
+        ldflags: format!(
+            "-X sigs.k8s.io/krew/internal/version.gitTag={KREW_VERSION} -X sigs.k8s.io/krew/internal/version.gitCommit={KREW_COMMIT}"
         ),
-        "-o".to_string(),
-        format!("{}/", staging.display()),
-        "sigs.k8s.io/krew/cmd/krew".to_string(),
-        "sigs.k8s.io/krew/cmd/validate-krew-manifest".to_string(),
-    ];
-    let command_line = format!(
-        "CGO_ENABLED=0 go {}",
-        args.iter()
-            .map(|a| if a.contains(' ') {
-                format!("'{a}'")
-            } else {
-                a.clone()
-            })
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
-    let output = Command::new("go")
-        .args(&args)
-        .current_dir(&module)
-        .env("CGO_ENABLED", "0")
-        // The module pins its own versions; a go.work elsewhere must not change them.
-        .env("GOWORK", "off")
-        // Never fetch a Go toolchain binary; fail clearly if the local Go is too old.
-        .env("GOTOOLCHAIN", "local")
-        .output()
-        .map_err(|source| KrewError::Run {
-            command: command_line.clone(),
-            source,
-        })?;
-    if !output.status.success() {
-        let _ = fs::remove_dir_all(&staging);
-        let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
-        text.push_str(&String::from_utf8_lossy(&output.stderr));
-        let lines: Vec<&str> = text.lines().collect();
-        return Err(KrewError::GoBuild {
-            command: command_line,
-            dir: module,
-            status: output.status,
-            output: lines[lines.len().saturating_sub(50)..].join("\n"),
-        });
+        packages: &[
+            "sigs.k8s.io/krew/cmd/krew",
+            "sigs.k8s.io/krew/cmd/validate-krew-manifest",
+        ],
+        outputs: &[
+            ("krew", "kubectl-krew"),
+            ("validate-krew-manifest", "validate-krew-manifest"),
+        ],
     }
-    for (built, name) in [
-        ("krew", "kubectl-krew"),
-        ("validate-krew-manifest", "validate-krew-manifest"),
-    ] {
-        let to = dir.join(name);
-        fs::rename(staging.join(built), &to)
-            .map_err(|source| KrewError::Cache { path: to, source })?;
-    }
-    let _ = fs::remove_dir_all(&staging);
-    let _ = writeln!(
-        io::stderr(),
-        "built krew {KREW_VERSION} in {:.0?} into {}",
-        started.elapsed(),
-        dir.display()
-    );
+    .run(dir)?;
     Ok(())
-}
-
-fn check_go() -> Result<(), KrewError> {
-    match Command::new("go").arg("version").output() {
-        Ok(out) if out.status.success() => Ok(()),
-        Ok(out) => Err(KrewError::Run {
-            command: "go version".into(),
-            source: io::Error::other(String::from_utf8_lossy(&out.stderr).trim().to_string()),
-        }),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(KrewError::GoNotFound),
-        Err(source) => Err(KrewError::Run {
-            command: "go version".into(),
-            source,
-        }),
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     /// The cache is keyed by these constants, so they must name what go.mod builds.
     #[test]

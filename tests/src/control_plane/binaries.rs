@@ -101,70 +101,130 @@ impl Binaries {
 }
 
 fn build(dir: &Path) -> Result<(), Error> {
-    let module = go_module_dir();
-    check_go()?;
-
-    // Visible even when the test harness captures output: it goes straight to fd 2.
-    let _ = writeln!(
-        io::stderr(),
-        "building kube-apiserver and etcd (first run only, a few minutes)..."
-    );
-    let started = Instant::now();
-
-    // Build into a private directory, then rename: a binary at its final path is
-    // always complete, even if this process is killed mid-build.
-    let staging = dir.join(format!(".build-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&staging);
-    fs::create_dir_all(&staging).map_err(|source| Error::Cache {
-        path: staging.clone(),
-        source,
-    })?;
-    let args = [
-        "build".to_string(),
-        "-trimpath".to_string(),
-        format!("-ldflags=-s -w {}", version_ldflags()),
-        "-o".to_string(),
-        format!("{}/", staging.display()),
-        "k8s.io/kubernetes/cmd/kube-apiserver".to_string(),
-        "./cmd/etcd".to_string(),
-    ];
-    let command_line = format!("CGO_ENABLED=0 go {}", shell_words(&args));
-    let output = Command::new("go")
-        .args(args)
-        .current_dir(&module)
-        .env("CGO_ENABLED", "0")
-        // The module pins its own versions; a go.work elsewhere must not change them.
-        .env("GOWORK", "off")
-        // Never fetch a Go toolchain binary; fail clearly if the local Go is too old.
-        .env("GOTOOLCHAIN", "local")
-        .output()
-        .map_err(|source| Error::Run {
-            command: command_line.clone(),
-            source,
-        })?;
-    if !output.status.success() {
-        let _ = fs::remove_dir_all(&staging);
-        let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
-        text.push_str(&String::from_utf8_lossy(&output.stderr));
-        return Err(Error::GoBuild {
-            command: command_line,
-            dir: module,
-            status: output.status,
-            output: last_lines(&text, 50),
-        });
+    let what = format!("kube-apiserver {KUBERNETES_VERSION} and etcd {ETCD_VERSION}");
+    GoBuild {
+        what: &what,
+        how_long: "a few minutes",
+        module: go_module_dir(),
+        min_go: MIN_GO,
+        ldflags: version_ldflags(),
+        packages: &["k8s.io/kubernetes/cmd/kube-apiserver", "./cmd/etcd"],
+        outputs: &[("etcd", "etcd"), ("kube-apiserver", "kube-apiserver")],
     }
-    for name in ["etcd", "kube-apiserver"] {
-        let to = dir.join(name);
-        fs::rename(staging.join(name), &to).map_err(|source| Error::Cache { path: to, source })?;
-    }
-    let _ = fs::remove_dir_all(&staging);
-    let _ = writeln!(
-        io::stderr(),
-        "built kube-apiserver {KUBERNETES_VERSION} and etcd {ETCD_VERSION} in {:.0?} into {}",
-        started.elapsed(),
-        dir.display()
-    );
+    .run(dir)?;
     Ok(())
+}
+
+/// Why `go build` of a pinned module failed.
+#[derive(Debug, thiserror::Error)]
+pub enum GoBuildError {
+    #[error("go not found on PATH: install Go {0}")]
+    GoNotFound(&'static str),
+    #[error("could not run `{command}`: {source}")]
+    Run {
+        command: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("`{command}` in {dir} exited with {status}; last lines of its output:\n{output}")]
+    Failed {
+        command: String,
+        dir: PathBuf,
+        status: std::process::ExitStatus,
+        output: String,
+    },
+    #[error(
+        "{path}: {source} (builds are cached here; set CLOUDKIT_TESTBED_CACHE to a writable directory)"
+    )]
+    Cache {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// A static `go build` of pinned packages of the Go module `module` (the control plane's,
+/// krew's) into a cache directory.
+pub struct GoBuild<'a> {
+    /// What is built, for the two progress lines.
+    pub what: &'a str,
+    pub how_long: &'a str,
+    pub module: PathBuf,
+    pub min_go: &'static str,
+    /// `-X` stamps, as the projects' own release builds set them.
+    pub ldflags: String,
+    pub packages: &'a [&'a str],
+    /// (file `go build` writes, its name in the cache directory).
+    pub outputs: &'a [(&'a str, &'a str)],
+}
+
+impl GoBuild<'_> {
+    pub fn run(&self, dir: &Path) -> Result<(), GoBuildError> {
+        check_go(self.min_go)?;
+        // Visible even when the test harness captures output: it goes straight to fd 2.
+        let _ = writeln!(
+            io::stderr(),
+            "building {} (first run only, {})...",
+            self.what,
+            self.how_long
+        );
+        let started = Instant::now();
+        let cache = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| GoBuildError::Cache { path, source }
+        };
+        // Build into a private directory, then rename: a binary at its final path is
+        // always complete, even if this process is killed mid-build.
+        let staging = dir.join(format!(".build-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&staging);
+        fs::create_dir_all(&staging).map_err(cache(&staging))?;
+        let mut args = vec![
+            "build".to_string(),
+            "-trimpath".to_string(),
+            format!("-ldflags=-s -w {}", self.ldflags),
+            "-o".to_string(),
+            format!("{}/", staging.display()),
+        ];
+        args.extend(self.packages.iter().map(|p| p.to_string()));
+        let command_line = format!("CGO_ENABLED=0 go {}", shell_words(&args));
+        let output = Command::new("go")
+            .args(&args)
+            .current_dir(&self.module)
+            .env("CGO_ENABLED", "0")
+            // The module pins its own versions; a go.work elsewhere must not change them.
+            .env("GOWORK", "off")
+            // Never fetch a Go toolchain binary; fail clearly if the local Go is too old.
+            .env("GOTOOLCHAIN", "local")
+            .output()
+            .map_err(|source| GoBuildError::Run {
+                command: command_line.clone(),
+                source,
+            })?;
+        if !output.status.success() {
+            let _ = fs::remove_dir_all(&staging);
+            let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+            text.push_str(&String::from_utf8_lossy(&output.stderr));
+            return Err(GoBuildError::Failed {
+                command: command_line,
+                dir: self.module.clone(),
+                status: output.status,
+                output: last_lines(&text, 50),
+            });
+        }
+        for (built, name) in self.outputs {
+            let to = dir.join(name);
+            fs::rename(staging.join(built), &to).map_err(cache(&to))?;
+        }
+        let _ = fs::remove_dir_all(&staging);
+        let _ = writeln!(
+            io::stderr(),
+            "built {} in {:.0?} into {}",
+            self.what,
+            started.elapsed(),
+            dir.display()
+        );
+        Ok(())
+    }
 }
 
 /// What Kubernetes' own release build stamps into its binaries: without it the API
@@ -205,18 +265,16 @@ fn shell_words(args: &[String]) -> String {
         .join(" ")
 }
 
-fn check_go() -> Result<(), Error> {
+fn check_go(min_go: &'static str) -> Result<(), GoBuildError> {
+    let command = "go version".to_string();
     match Command::new("go").arg("version").output() {
         Ok(out) if out.status.success() => Ok(()),
-        Ok(out) => Err(Error::Run {
-            command: "go version".into(),
+        Ok(out) => Err(GoBuildError::Run {
+            command,
             source: io::Error::other(String::from_utf8_lossy(&out.stderr).trim().to_string()),
         }),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::GoNotFound { min_go: MIN_GO }),
-        Err(source) => Err(Error::Run {
-            command: "go version".into(),
-            source,
-        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(GoBuildError::GoNotFound(min_go)),
+        Err(source) => Err(GoBuildError::Run { command, source }),
     }
 }
 

@@ -12,27 +12,8 @@ pub enum Error {
     #[error("the test control plane is stopped")]
     Stopped,
 
-    #[error(
-        "go not found on PATH: install Go {min_go} to build the test control plane (kube-apiserver and etcd)"
-    )]
-    GoNotFound { min_go: &'static str },
-
-    #[error("could not run `{command}`: {source}")]
-    Run {
-        command: String,
-        #[source]
-        source: io::Error,
-    },
-
-    #[error(
-        "building the test control plane failed: `{command}` in {dir} exited with {status}; last lines of its output:\n{output}"
-    )]
-    GoBuild {
-        command: String,
-        dir: PathBuf,
-        status: ExitStatus,
-        output: String,
-    },
+    #[error("building the test control plane: {0}")]
+    Build(#[from] super::binaries::GoBuildError),
 
     #[error(
         "no cache directory for the test control plane binaries: set CLOUDKIT_TESTBED_CACHE, XDG_CACHE_HOME or HOME"
