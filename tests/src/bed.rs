@@ -1,7 +1,7 @@
 //! A test bed: the real control plane, the AAP and KubeVirt simulators, and the real
 //! runner as a process, in a namespace of their own.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use cloudkit_shared::{ComputeInstance, ComputeInstanceSpec};
@@ -120,35 +120,16 @@ impl Bed {
     pub fn runner_env(&self, extra: Vec<(String, String)>) -> Vec<(String, String)> {
         let token_file = self.dir.path().join("aap-token");
         let _ = std::fs::write(&token_file, DEFAULT_TOKEN);
-        let mut env: Vec<(String, String)> = [
-            ("CLOUDKIT_PROVISIONING_PROVIDER", "aap".to_string()),
-            ("CLOUDKIT_AAP_URL", self.aap.base_url()),
-            ("CLOUDKIT_AAP_TOKEN_FILE", token_file.display().to_string()),
-            ("CLOUDKIT_AAP_PROVISION_TEMPLATE", PROVISION_TEMPLATE.into()),
-            (
-                "CLOUDKIT_AAP_DEPROVISION_TEMPLATE",
-                DEPROVISION_TEMPLATE.into(),
-            ),
-            ("CLOUDKIT_AAP_STATUS_POLL_INTERVAL", "300ms".into()),
-            (
-                "CLOUDKIT_COMPUTE_INSTANCE_NAMESPACE",
-                self.namespace.clone(),
-            ),
-            ("CLOUDKIT_RETRY_BASE", "1s".into()),
-            ("CLOUDKIT_RETRY_MAX", "4s".into()),
-            ("CLOUDKIT_CANCEL_DEADLINE", "10s".into()),
-            ("CLOUDKIT_RESTART_DEADLINE", "20s".into()),
-            ("CLOUDKIT_HTTP_TIMEOUT", "5s".into()),
-            ("CLOUDKIT_METRICS_ADDR", "127.0.0.1:0".into()),
-            // One lease per bed; a restarted runner keeps its "pod name", as a container does.
-            ("CLOUDKIT_LEASE_NAMESPACE", self.namespace.clone()),
-            ("CLOUDKIT_LEASE_DURATION", "4s".into()),
-            ("POD_NAME", format!("runner-{}", self.namespace)),
-            ("CLOUDKIT_LOG", "info,cloudkit_runner=debug".into()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
+        let mut env = simulator_env(&self.aap.base_url(), &token_file, &self.namespace);
+        env.extend(
+            [
+                ("CLOUDKIT_AAP_STATUS_POLL_INTERVAL", "300ms".to_string()),
+                // A restarted runner keeps its "pod name", as a container does.
+                ("POD_NAME", format!("runner-{}", self.namespace)),
+                ("CLOUDKIT_LOG", "info,cloudkit_runner=debug".into()),
+            ]
+            .map(|(k, v)| (k.to_string(), v)),
+        );
         for (k, v) in extra {
             env.retain(|(key, _)| *key != k);
             env.push((k, v));
@@ -258,4 +239,32 @@ impl Bed {
     pub fn log_dir(&self) -> PathBuf {
         self.dir.path().to_path_buf()
     }
+}
+
+/// The runner's settings against the test bed's AAP simulator at `aap_url`, watching
+/// `namespace` (where its Lease lives too), with deadlines short enough for tests. Callers
+/// add the poll interval, the pod name and the log level.
+pub fn simulator_env(aap_url: &str, token_file: &Path, namespace: &str) -> Vec<(String, String)> {
+    [
+        ("CLOUDKIT_PROVISIONING_PROVIDER", "aap".to_string()),
+        ("CLOUDKIT_AAP_URL", aap_url.to_string()),
+        ("CLOUDKIT_AAP_TOKEN_FILE", token_file.display().to_string()),
+        ("CLOUDKIT_AAP_PROVISION_TEMPLATE", PROVISION_TEMPLATE.into()),
+        (
+            "CLOUDKIT_AAP_DEPROVISION_TEMPLATE",
+            DEPROVISION_TEMPLATE.into(),
+        ),
+        ("CLOUDKIT_COMPUTE_INSTANCE_NAMESPACE", namespace.to_string()),
+        ("CLOUDKIT_RETRY_BASE", "1s".into()),
+        ("CLOUDKIT_RETRY_MAX", "4s".into()),
+        ("CLOUDKIT_CANCEL_DEADLINE", "10s".into()),
+        ("CLOUDKIT_RESTART_DEADLINE", "20s".into()),
+        ("CLOUDKIT_HTTP_TIMEOUT", "5s".into()),
+        ("CLOUDKIT_METRICS_ADDR", "127.0.0.1:0".into()),
+        ("CLOUDKIT_LEASE_NAMESPACE", namespace.to_string()),
+        ("CLOUDKIT_LEASE_DURATION", "4s".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
 }

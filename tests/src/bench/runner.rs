@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 
 use super::machine::kib_field;
-use crate::bed::{DEPROVISION_TEMPLATE, PROVISION_TEMPLATE};
+use crate::bed::simulator_env;
 
 /// The log line that names the bound metrics address (`fields.addr`).
 const LISTENING: &str = "health and metrics server listening";
@@ -30,40 +30,21 @@ pub struct RunnerSetup {
 /// The bed's runner environment (see `Bed::runner_env`), with logging at `warn`. The
 /// one `info` directive keeps the line with the metrics address, logged once.
 pub fn environment(setup: &RunnerSetup) -> Vec<(String, String)> {
-    let poll = format!("{}ms", setup.poll_interval.as_millis());
-    [
-        ("CLOUDKIT_PROVISIONING_PROVIDER", "aap".to_string()),
-        ("CLOUDKIT_AAP_URL", setup.aap_url.clone()),
-        (
-            "CLOUDKIT_AAP_TOKEN_FILE",
-            setup.aap_token_file.display().to_string(),
-        ),
-        ("CLOUDKIT_AAP_PROVISION_TEMPLATE", PROVISION_TEMPLATE.into()),
-        (
-            "CLOUDKIT_AAP_DEPROVISION_TEMPLATE",
-            DEPROVISION_TEMPLATE.into(),
-        ),
-        ("CLOUDKIT_AAP_STATUS_POLL_INTERVAL", poll),
-        (
-            "CLOUDKIT_COMPUTE_INSTANCE_NAMESPACE",
-            setup.namespace.clone(),
-        ),
-        ("CLOUDKIT_RETRY_BASE", "1s".into()),
-        ("CLOUDKIT_RETRY_MAX", "4s".into()),
-        ("CLOUDKIT_CANCEL_DEADLINE", "10s".into()),
-        ("CLOUDKIT_RESTART_DEADLINE", "20s".into()),
-        ("CLOUDKIT_HTTP_TIMEOUT", "5s".into()),
-        ("CLOUDKIT_METRICS_ADDR", "127.0.0.1:0".into()),
-        ("CLOUDKIT_LEASE_NAMESPACE", setup.namespace.clone()),
-        ("CLOUDKIT_LEASE_NAME", setup.lease_name.clone()),
-        ("CLOUDKIT_LEASE_DURATION", "4s".into()),
-        ("POD_NAME", format!("bench-{}", setup.lease_name)),
-        ("CLOUDKIT_LOG", "warn,cloudkit_runner::http=info".into()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .chain(setup.extra_env.iter().cloned())
-    .collect()
+    let mut env = simulator_env(&setup.aap_url, &setup.aap_token_file, &setup.namespace);
+    env.extend(
+        [
+            (
+                "CLOUDKIT_AAP_STATUS_POLL_INTERVAL",
+                format!("{}ms", setup.poll_interval.as_millis()),
+            ),
+            ("CLOUDKIT_LEASE_NAME", setup.lease_name.clone()),
+            ("POD_NAME", format!("bench-{}", setup.lease_name)),
+            ("CLOUDKIT_LOG", "warn,cloudkit_runner::http=info".into()),
+        ]
+        .map(|(k, v)| (k.to_string(), v)),
+    );
+    env.extend(setup.extra_env.iter().cloned());
+    env
 }
 
 /// The variable with extra `KEY=VALUE` pairs (whitespace-separated) for every runner the bench
