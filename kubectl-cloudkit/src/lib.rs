@@ -201,12 +201,7 @@ mod tests {
             "vm-1",
             ComputeInstanceSpec {
                 template_id: "t".into(),
-                template_parameters: Some(
-                    serde_json::json!({"cpu": 2, "note": "a: b\nc"})
-                        .as_object()
-                        .unwrap()
-                        .clone(),
-                ),
+                template_parameters: Some(r#"{"cpu": 2, "note": "a: b\nc"}"#.into()),
                 restart_requested_at: Some(crate::jobs::tests::t("2026-11-22T10:00:00Z")),
                 ..Default::default()
             },

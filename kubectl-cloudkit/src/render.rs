@@ -90,7 +90,7 @@ pub fn phase_paint(phase: Option<Phase>) -> Paint {
         Some(Phase::Failed) => Paint::Red,
         Some(Phase::Canceled | Phase::Deleting) => Paint::Yellow,
         Some(Phase::Starting) => Paint::Cyan,
-        None => Paint::None,
+        Some(Phase::Unknown) | None => Paint::None,
     }
 }
 

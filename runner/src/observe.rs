@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use cloudkit_shared::config_version::matches_current;
 use cloudkit_shared::eda::{self as eda_signs, EdaSigns};
 use cloudkit_shared::jobs::{JobUpdate, next_eda_job_id};
 use cloudkit_shared::names::{AAP_FINALIZER, INSTANCE_LABEL, RECONCILED_CONFIG_VERSION_ANNOTATION};
@@ -34,12 +35,14 @@ pub async fn observe(ci: &ComputeInstance, ctx: &Context) -> Observed {
         let key = ObjectRef::new(&vm.name_any()).within(&vm.namespace().unwrap_or_default());
         ctx.vmis.get(&key)
     });
+    let reconciled_config_version = ci
+        .annotations()
+        .get(RECONCILED_CONFIG_VERSION_ANNOTATION)
+        .cloned();
     let signs = EdaSigns {
         aap_finalizer: ci.finalizers().iter().any(|f| f == AAP_FINALIZER),
-        reconciled_config_version: ci
-            .annotations()
-            .get(RECONCILED_CONFIG_VERSION_ANNOTATION)
-            .cloned(),
+        spec_reconciled: matches_current(reconciled_config_version.as_deref(), &ci.spec),
+        reconciled_config_version,
     };
     let mut jobs = BTreeMap::new();
     let history = ci

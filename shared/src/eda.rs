@@ -15,6 +15,10 @@ use crate::plan::{JobObservation, after};
 pub struct EdaSigns {
     pub aap_finalizer: bool,
     pub reconciled_config_version: Option<String>,
+    /// The annotation says the current spec is provisioned (see
+    /// [`crate::config_version::matches_current`]): how a job the upstream operator
+    /// recorded, which has no config version, is known to be done.
+    pub spec_reconciled: bool,
 }
 
 /// Observes one EDA job from the resource. A job with no sign of progress after `deadline`
@@ -102,7 +106,10 @@ pub fn observe(
 }
 
 fn reconciled(job: &JobEntry, signs: &EdaSigns) -> bool {
-    job.config_version.is_some() && signs.reconciled_config_version == job.config_version
+    match &job.config_version {
+        Some(v) => signs.reconciled_config_version.as_ref() == Some(v),
+        None => crate::jobs::is_legacy(job) && signs.spec_reconciled,
+    }
 }
 
 fn seen(

@@ -31,10 +31,10 @@ pub struct ComputeInstanceSpec {
     #[schemars(regex(pattern = r"^[a-zA-Z_][a-zA-Z0-9._]*$"))]
     pub template_id: String,
 
-    /// Free-form parameters handed to the template.
+    /// The template's parameters: a JSON-encoded object in a string (`{"cpu_cores": 2}`), as
+    /// the OSAC fulfillment-service writes it; templates decode it with `from_json`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "crate::schema::preserve_unknown_object")]
-    pub template_parameters: Option<serde_json::Map<String, serde_json::Value>>,
+    pub template_parameters: Option<String>,
 
     /// Signal: restart the VM once this time is reached and later than `status.lastRestartedAt`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -75,11 +75,19 @@ pub struct ComputeInstanceStatus {
     pub conditions: Vec<Condition>,
 
     /// Job history, oldest first, bounded by `CLOUDKIT_MAX_JOB_HISTORY`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "crate::jobs::deserialize_history"
+    )]
     pub jobs: Vec<JobEntry>,
 
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub virtual_machine_reference: Option<VirtualMachineReference>,
+
+    /// The Tenant object of the instance's tenant (not the VM's namespace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_reference: Option<TenantReference>,
 
     /// FNV-1a 64 (hex) of the spec without signal and policy fields.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -113,6 +121,10 @@ pub enum Phase {
     Failed,
     Canceled,
     Deleting,
+    /// A phase this version does not know (written by another version); never written.
+    #[serde(other)]
+    #[schemars(skip)]
+    Unknown,
 }
 
 /// Where the KubeVirt VM of this instance lives.
@@ -123,9 +135,19 @@ pub struct VirtualMachineReference {
     pub kube_virt_virtual_machine_name: String,
 }
 
-/// One job in the history.
+/// The Tenant object an instance belongs to.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantReference {
+    pub name: String,
+    pub namespace: String,
+}
+
+/// One job in the history. Entries written by the upstream cloudkit-operator carry neither
+/// `provider` nor `correlationKey`; reading the history fills both in.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = crate::schema::no_inferred_defaults)]
 pub struct JobEntry {
     /// The provider's id (AAP job id, `eda-webhook-N`, ...); absent while the launch is in flight.
     #[serde(rename = "jobID", default, skip_serializing_if = "Option::is_none")]
@@ -144,8 +166,10 @@ pub struct JobEntry {
     /// Machine-readable cause of the state (e.g. `TemplateNotFound`), for conditions and tools.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    #[serde(default)]
     pub provider: JobProvider,
     /// Identifies the launch across crashes: instance UID, job type and what it serves.
+    #[serde(default)]
     pub correlation_key: String,
     /// Provision jobs: the config version this job provisions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -184,14 +208,17 @@ pub enum JobState {
     Succeeded,
     Failed,
     Canceled,
+    /// Also what a state this version does not know reads as.
+    #[serde(other)]
     Unknown,
 }
 
 /// Who runs a job and therefore who is asked about it (lifecycle rule 8).
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum JobProvider {
     /// An AAP job template launch (`/jobs/{id}/`).
+    #[default]
     Aap,
     /// An AAP workflow job template launch (`/workflow_jobs/{id}/`).
     AapWorkflow,
@@ -209,6 +236,22 @@ impl JobState {
     pub fn is_active(self) -> bool {
         !self.is_terminal()
     }
+
+    /// Every state, for tables and exhaustive checks.
+    pub const ALL: [JobState; 7] = [
+        Self::Pending,
+        Self::Waiting,
+        Self::Running,
+        Self::Succeeded,
+        Self::Failed,
+        Self::Canceled,
+        Self::Unknown,
+    ];
+}
+
+impl JobType {
+    /// Every job type, for tables and exhaustive checks.
+    pub const ALL: [JobType; 3] = [Self::Provision, Self::Deprovision, Self::Restart];
 }
 
 impl std::fmt::Display for JobType {

@@ -1,6 +1,6 @@
 //! Job history rules: append, find, update, trim (lifecycle rules 3 and 4).
 
-use crate::instance::{JobEntry, JobState, JobType};
+use crate::instance::{JobEntry, JobProvider, JobState, JobType};
 use crate::names::EDA_JOB_ID_PREFIX;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
@@ -24,6 +24,11 @@ pub fn find_by_id<'a>(jobs: &'a [JobEntry], job_id: &str) -> Option<&'a JobEntry
 /// Finds a job by its correlation key (stable from intent to completion).
 pub fn find_by_key<'a>(jobs: &'a [JobEntry], key: &str) -> Option<&'a JobEntry> {
     jobs.iter().find(|j| j.correlation_key == key)
+}
+
+/// Finds a job by its correlation key, to change it.
+pub fn find_by_key_mut<'a>(jobs: &'a mut [JobEntry], key: &str) -> Option<&'a mut JobEntry> {
+    jobs.iter_mut().find(|j| j.correlation_key == key)
 }
 
 /// A change to one job's observed state. State and message always travel together (rule 4).
@@ -73,7 +78,7 @@ pub fn trim(jobs: &mut Vec<JobEntry>, limit: usize) {
     if excess == 0 {
         return;
     }
-    let keep_latest: Vec<usize> = [JobType::Provision, JobType::Deprovision, JobType::Restart]
+    let keep_latest: Vec<usize> = JobType::ALL
         .iter()
         .filter_map(|t| jobs.iter().rposition(|j| j.job_type == *t))
         .collect();
@@ -114,4 +119,39 @@ pub fn consecutive_failures(jobs: &[JobEntry], job_type: JobType) -> u32 {
         .take_while(|j| j.state == JobState::Failed)
         .count();
     u32::try_from(count).unwrap_or(u32::MAX)
+}
+
+/// Reads a job history, filling in what entries written by the upstream cloudkit-operator
+/// lack: the provider, inferred from the id (`eda-webhook-N` is EDA, anything else AAP),
+/// and a correlation key (`legacy:<type>:<id>:<timestamp>`), stable across reads, that
+/// nothing launched by cloudkit can carry.
+pub fn deserialize_history<'de, D>(deserializer: D) -> Result<Vec<JobEntry>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let mut jobs = <Vec<JobEntry> as serde::Deserialize>::deserialize(deserializer)?;
+    for job in jobs.iter_mut().filter(|j| j.correlation_key.is_empty()) {
+        // The upstream operator records a launch that failed with an empty id.
+        job.job_id = job.job_id.take().filter(|id| !id.is_empty());
+        let id = job.job_id.as_deref().unwrap_or("-");
+        job.provider = if id.starts_with(EDA_JOB_ID_PREFIX) {
+            JobProvider::Eda
+        } else {
+            JobProvider::Aap
+        };
+        job.correlation_key = format!(
+            "{LEGACY_KEY_PREFIX}{}:{id}:{}",
+            job.job_type,
+            job.timestamp.0.as_second()
+        );
+    }
+    Ok(jobs)
+}
+
+/// Prefix of the correlation keys given to jobs the upstream operator recorded.
+pub const LEGACY_KEY_PREFIX: &str = "legacy:";
+
+/// Whether a job was recorded by the upstream operator (it has no config version of its own).
+pub fn is_legacy(job: &JobEntry) -> bool {
+    job.correlation_key.starts_with(LEGACY_KEY_PREFIX)
 }

@@ -6,16 +6,18 @@ pub mod config_version;
 pub mod eda;
 pub mod instance;
 pub mod jobs;
+pub mod management;
 pub mod names;
 pub mod plan;
 pub mod reasons;
 mod schema;
 pub mod settings;
 pub mod signals;
+pub mod template_parameters;
 
 pub use instance::{
     ComputeInstance, ComputeInstanceSpec, ComputeInstanceStatus, DeprovisionFailurePolicy,
-    JobEntry, JobProvider, JobState, JobType, Phase, VirtualMachineReference,
+    JobEntry, JobProvider, JobState, JobType, Phase, TenantReference, VirtualMachineReference,
 };
 
 /// Error turning the CRD into YAML.

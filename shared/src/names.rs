@@ -21,3 +21,7 @@ pub const PLUGIN_FIELD_MANAGER: &str = "kubectl-cloudkit";
 pub const CORRELATION_EXTRA_VAR: &str = "cloudkit_correlation_key";
 /// Prefix of the job ids the runner gives EDA jobs (`eda-webhook-N`).
 pub const EDA_JOB_ID_PREFIX: &str = "eda-webhook-";
+/// Annotation that takes an instance out of cloudkit's hands (`unmanaged`, `manual`).
+pub const MANAGEMENT_STATE_ANNOTATION: &str = "cloudkit.openshift.io/management-state";
+/// Annotation naming the instance's tenant.
+pub const TENANT_ANNOTATION: &str = "cloudkit.openshift.io/tenant";

@@ -11,14 +11,16 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
 use crate::conditions::{self as cond, Cond};
-use crate::config_version::desired_config_version;
+use crate::config_version::{desired_config_version, matches_current};
 use crate::instance::{
     ComputeInstance, ComputeInstanceStatus, DeprovisionFailurePolicy, JobEntry, JobProvider,
     JobState, JobType, Phase, VirtualMachineReference,
 };
 use crate::jobs::{self, JobUpdate};
+use crate::management::{self, ManagementState};
 use crate::reasons;
 use crate::signals::{Signal, signal};
+use crate::template_parameters::{self, TemplateParametersError};
 
 /// Which provider new jobs use (in-flight jobs stay with the one that started them).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -187,6 +189,7 @@ pub enum Outcome {
 pub fn plan(ci: &ComputeInstance, obs: &Observed, policy: &Policy) -> Plan {
     let mut p = Planner::new(ci, obs, policy);
     p.fold_observations();
+    p.adopt();
     if ci.metadata.deletion_timestamp.is_some() {
         p.deletion();
     } else {
@@ -298,7 +301,7 @@ pub fn apply_outcome(
 }
 
 fn job_mut<'a>(jobs: &'a mut [JobEntry], key: &str) -> Option<&'a mut JobEntry> {
-    jobs.iter_mut().find(|j| j.correlation_key == key)
+    jobs::find_by_key_mut(jobs, key)
 }
 
 fn id_of(job: &JobEntry) -> &str {
@@ -331,6 +334,9 @@ struct Planner<'a> {
     now: Time,
     uid: String,
     version: String,
+    /// Set when `spec.templateParameters` cannot be handed to a template.
+    params_error: Option<TemplateParametersError>,
+    manual: bool,
     before: ComputeInstanceStatus,
     st: ComputeInstanceStatus,
     effects: Vec<Effect>,
@@ -362,6 +368,8 @@ impl<'a> Planner<'a> {
             now: Time(obs.now),
             uid: ci.metadata.uid.clone().unwrap_or_default(),
             version,
+            params_error: template_parameters::decode(ci.spec.template_parameters.as_deref()).err(),
+            manual: management::of(ci) == ManagementState::Manual,
             before,
             st,
             effects: Vec::new(),
@@ -460,6 +468,12 @@ impl<'a> Planner<'a> {
                         job.reason = Some(reasons::CANCELED_BY_REQUEST.into());
                         job.message = "canceled by request before it was launched".into();
                         job.finish_time = Some(self.now.clone());
+                    } else if self.manual {
+                        job.state = JobState::Canceled;
+                        job.reason = Some(reasons::NOT_LAUNCHED_MANUAL.into());
+                        job.message =
+                            "not launched: the instance's management-state is manual".into();
+                        job.finish_time = Some(self.now.clone());
                     } else if jobs::find_by_key(&self.before.jobs, &key).is_some() {
                         let eda_job_id = (job.provider == JobProvider::Eda)
                             .then(|| jobs::next_eda_job_id(&self.before.jobs));
@@ -493,6 +507,79 @@ impl<'a> Planner<'a> {
         {
             self.requeue_in(self.policy.poll_interval);
         }
+    }
+
+    /// Takes over what the upstream operator left: its latest provision job gets the config
+    /// version it provisioned, and an instance it provisioned is not provisioned again.
+    fn adopt(&mut self) {
+        let annotation = self.obs.reconciled_config_version.as_deref();
+        let reconciled = matches_current(annotation, &self.ci.spec);
+        let version = self.version.clone();
+        let requested = self.provision_requested();
+        let latest = self
+            .st
+            .jobs
+            .iter_mut()
+            .rev()
+            .find(|j| j.job_type == JobType::Provision);
+        let message = format!(
+            "provisioned before cloudkit took over: annotation {} = {} matches the spec; not provisioned again",
+            crate::names::RECONCILED_CONFIG_VERSION_ANNOTATION,
+            annotation.unwrap_or_default()
+        );
+        match latest {
+            Some(job)
+                if jobs::is_legacy(job)
+                    && job.config_version.is_none()
+                    && job.state.is_terminal() =>
+            {
+                if job.state != JobState::Succeeded {
+                    // Failed or canceled at this configuration: retried or kept as cloudkit's own.
+                    job.config_version = Some(version);
+                } else if reconciled {
+                    job.config_version = Some(version);
+                    job.reason = Some(reasons::ADOPTED.into());
+                    let text = format!("provision job {}: {message}", id_of(job));
+                    self.event(false, reasons::ADOPTED, text);
+                }
+                // Succeeded at another configuration: the spec changed since, provision it.
+            }
+            // A provision request provisions anyway; the history then says so.
+            None if reconciled && !requested => {
+                let mut job = self.new_job(JobType::Provision, "adopted");
+                job.state = JobState::Succeeded;
+                job.finish_time = Some(self.now.clone());
+                job.config_version = Some(self.version.clone());
+                job.reason = Some(reasons::ADOPTED.into());
+                job.message = message;
+                jobs::append(&mut self.st.jobs, job, self.policy.max_history);
+            }
+            _ => {}
+        }
+    }
+
+    fn provision_requested(&self) -> bool {
+        let requested = self.ci.spec.provision_requested_at.as_ref().map(|t| t.0);
+        let acked = self.st.last_provision_requested_at.as_ref().map(|t| t.0);
+        matches!(signal(requested, acked, self.obs.now), Signal::Due(_))
+    }
+
+    /// Why no new provision job may be launched now, if there is a reason; says so once.
+    fn launch_blocked(&mut self) -> bool {
+        if self.manual {
+            return true;
+        }
+        let Some(e) = &self.params_error else {
+            return false;
+        };
+        let message = e.to_string();
+        let already = cond::get(&self.before.conditions, cond::ACCEPTED).is_some_and(|c| {
+            c.reason == reasons::INVALID_TEMPLATE_PARAMETERS && c.message == message
+        });
+        if !already {
+            self.event(true, reasons::INVALID_TEMPLATE_PARAMETERS, message);
+        }
+        true
     }
 
     fn new_job(&self, job_type: JobType, discriminator: &str) -> JobEntry {
@@ -680,7 +767,7 @@ impl<'a> Planner<'a> {
                 }
             }
         };
-        if launch {
+        if launch && !self.launch_blocked() {
             let mut job = self.new_job(JobType::Provision, &self.version.clone());
             job.config_version = Some(self.version.clone());
             job.requested_at = requested_at;
@@ -885,6 +972,16 @@ impl<'a> Planner<'a> {
 
     fn deletion(&mut self) {
         self.st.phase = Some(Phase::Deleting);
+        if self.manual {
+            self.set_cond(Cond::new(
+                cond::DELETING,
+                true,
+                reasons::MANUALLY_MANAGED,
+                "management-state is manual: no deprovision job; deletion proceeds",
+            ));
+            self.release_finalizer = true;
+            return;
+        }
         if let Some(job) = jobs::active_of_type(&self.st.jobs, JobType::Provision).cloned() {
             let msg = format!(
                 "canceling provision job {} before deprovisioning",
@@ -1018,14 +1115,18 @@ impl<'a> Planner<'a> {
     }
 
     fn phase_and_conditions(&mut self) {
-        self.set_cond(Cond::new(
-            cond::ACCEPTED,
-            true,
-            reasons::ACCEPTED,
-            "the runner accepted the instance",
-        ));
+        self.accepted();
         let Some(job) = jobs::latest_of_type(&self.st.jobs, JobType::Provision).cloned() else {
             self.st.phase = Some(Phase::Starting);
+            if self.manual {
+                self.set_cond(Cond::new(
+                    cond::PROGRESSING,
+                    false,
+                    reasons::MANUALLY_MANAGED,
+                    "management-state is manual: cloudkit launches no provision job",
+                ));
+            }
+            self.invalid_parameters();
             return;
         };
         let id = id_of(&job).to_string();
@@ -1103,6 +1204,48 @@ impl<'a> Planner<'a> {
         self.st.phase = Some(phase);
         self.set_cond(progressing);
         self.set_cond(available);
+        if !job.state.is_active() {
+            self.invalid_parameters();
+        }
+    }
+
+    fn accepted(&mut self) {
+        let accepted = match (&self.params_error, self.manual) {
+            (Some(e), _) => Cond::new(
+                cond::ACCEPTED,
+                false,
+                reasons::INVALID_TEMPLATE_PARAMETERS,
+                e.to_string(),
+            ),
+            (None, true) => Cond::new(
+                cond::ACCEPTED,
+                true,
+                reasons::MANUALLY_MANAGED,
+                "management-state is manual: cloudkit launches no provision or deprovision jobs; restarts still work",
+            ),
+            (None, false) => Cond::new(
+                cond::ACCEPTED,
+                true,
+                reasons::ACCEPTED,
+                "the runner accepted the instance",
+            ),
+        };
+        self.set_cond(accepted);
+    }
+
+    /// Parameters a template cannot read: nothing is provisioned until they are fixed.
+    fn invalid_parameters(&mut self) {
+        let Some(e) = &self.params_error else {
+            return;
+        };
+        let message = e.to_string();
+        self.st.phase = Some(Phase::Failed);
+        self.set_cond(Cond::new(
+            cond::PROGRESSING,
+            false,
+            reasons::INVALID_TEMPLATE_PARAMETERS,
+            message,
+        ));
     }
 
     fn provisioned(&self, id: &str) -> (Phase, Cond, Cond) {
@@ -1120,7 +1263,12 @@ impl<'a> Planner<'a> {
                     Cond::new(cond::AVAILABLE, false, reasons::VM_NOT_FOUND, msg),
                 )
             }
-            Some(_) if self.st.reconciled_config_version.as_deref() != Some(&self.version) => {
+            Some(_)
+                if !matches_current(
+                    self.st.reconciled_config_version.as_deref(),
+                    &self.ci.spec,
+                ) =>
+            {
                 let msg = format!(
                     "provision job {id} succeeded but the template reported config version {} instead of {}",
                     self.st
@@ -1165,7 +1313,7 @@ impl<'a> Planner<'a> {
             let note = EventNote {
                 warning,
                 reason: match job.reason.as_deref() {
-                    Some(r) if r == reasons::JOB_PURGED => r.to_string(),
+                    Some(r) if r == reasons::JOB_PURGED || r == reasons::ADOPTED => r.to_string(),
                     _ => format!("Job{}", job.state),
                 },
                 message: cond::one_line(&format!(

@@ -47,3 +47,9 @@ pub const VM_HALTED: &str = "VMHalted";
 pub const VMI_NOT_FOUND: &str = "VMINotFound";
 pub const VMI_DELETION_FAILED: &str = "VMIDeletionFailed";
 pub const RESTART_TIMEOUT: &str = "RestartTimeout";
+
+// Taking over from the upstream operator, and what a spec or annotation says.
+pub const ADOPTED: &str = "Adopted";
+pub const INVALID_TEMPLATE_PARAMETERS: &str = "InvalidTemplateParameters";
+pub const MANUALLY_MANAGED: &str = "ManuallyManaged";
+pub const NOT_LAUNCHED_MANUAL: &str = "NotLaunchedManual";

@@ -2,14 +2,6 @@
 
 use schemars::{Schema, SchemaGenerator, json_schema};
 
-/// A free-form object: the only place unknown fields are preserved.
-pub fn preserve_unknown_object(_: &mut SchemaGenerator) -> Schema {
-    json_schema!({
-        "type": "object",
-        "x-kubernetes-preserve-unknown-fields": true,
-    })
-}
-
 /// Standard `metav1.Condition` list, a map keyed by `type` so server-side apply merges it.
 pub fn conditions(_: &mut SchemaGenerator) -> Schema {
     json_schema!({
@@ -29,4 +21,18 @@ pub fn conditions(_: &mut SchemaGenerator) -> Schema {
             },
         },
     })
+}
+
+/// Job entry fields that reading fills in when absent (provider, correlation key) have no
+/// `default` in the schema: the API server would otherwise store a guess ("aap") on an
+/// upstream operator's EDA job before the runner infers the right one.
+pub fn no_inferred_defaults(schema: &mut Schema) {
+    let Some(properties) = schema.get_mut("properties").and_then(|p| p.as_object_mut()) else {
+        return;
+    };
+    for field in ["provider", "correlationKey"] {
+        if let Some(p) = properties.get_mut(field).and_then(|p| p.as_object_mut()) {
+            p.remove("default");
+        }
+    }
 }

@@ -228,11 +228,12 @@ fn arb_phase() -> impl Strategy<Value = Option<Phase>> {
 fn arb_spec() -> impl Strategy<Value = ComputeInstanceSpec> {
     (
         prop_oneof![Just("osac.templates.ocp_small".to_owned()), "(?s:.{0,10})"],
-        prop::option::of(prop::collection::btree_map(
-            "[a-z]{1,4}",
-            any::<i64>(),
-            0..3,
-        )),
+        // A JSON object as the fulfillment-service writes it, or any text at all.
+        prop::option::of(prop_oneof![
+            prop::collection::btree_map("[a-z]{1,4}", any::<i64>(), 0..3)
+                .prop_map(|m| serde_json::to_string(&m).unwrap()),
+            "(?s:.{0,12})",
+        ]),
         prop::option::of(arb_time()),
         prop::option::of(arb_time()),
         prop::option::of(arb_time()),
@@ -244,11 +245,7 @@ fn arb_spec() -> impl Strategy<Value = ComputeInstanceSpec> {
         .prop_map(
             |(template_id, params, restart, cancel, provision, policy)| ComputeInstanceSpec {
                 template_id,
-                template_parameters: params.map(|m| {
-                    m.into_iter()
-                        .map(|(k, v)| (k, serde_json::Value::from(v)))
-                        .collect()
-                }),
+                template_parameters: params,
                 restart_requested_at: restart,
                 cancel_requested_at: cancel,
                 provision_requested_at: provision,
@@ -306,6 +303,7 @@ fn arb_instance() -> impl Strategy<Value = ComputeInstance> {
                                 job
                             })
                             .collect(),
+                        tenant_reference: None,
                         virtual_machine_reference: reference.map(|(namespace, name)| {
                             VirtualMachineReference {
                                 namespace,
@@ -759,12 +757,13 @@ proptest! {
     fn eda_observation_never_panics(
         (job, _) in arb_job(),
         aap_finalizer in any::<bool>(),
+        spec_reconciled in any::<bool>(),
         reconciled in prop::option::of("[a-f0-9]{0,16}"),
         now in arb_timestamp(),
         deadline in arb_duration(3600),
         next_id in "(?s:.{0,16})",
     ) {
-        let signs = EdaSigns { aap_finalizer, reconciled_config_version: reconciled };
+        let signs = EdaSigns { aap_finalizer, reconciled_config_version: reconciled, spec_reconciled };
         match eda::observe(&job, &signs, now, deadline, &next_id) {
             JobObservation::Seen { provider, update, .. } => {
                 prop_assert_eq!(provider, JobProvider::Eda);

@@ -1,7 +1,9 @@
 //! Bad input to every parser gives a typed error a person can act on.
 
 use cloudkit_shared::ComputeInstanceSpec;
-use cloudkit_shared::config_version::{desired_config_version, fnv1a64};
+use cloudkit_shared::config_version::{
+    desired_config_version, fnv1a64, matches_current, upstream_config_version,
+};
 use cloudkit_shared::settings::{parse_max_job_history, validate_template_id};
 use cloudkit_shared::signals::{Signal, parse_duration_secs, parse_timestamp, signal};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -92,6 +94,46 @@ fn config_version_ignores_signals_and_policy() {
     signalled.deprovision_failure_policy = Some(cloudkit_shared::DeprovisionFailurePolicy::Proceed);
     assert_eq!(desired_config_version(&signalled), v);
     let mut changed = spec.clone();
-    changed.template_parameters = Some(serde_json::from_str(r#"{"cpus": 4}"#).unwrap());
+    changed.template_parameters = Some(r#"{"cpus": 4}"#.into());
     assert_ne!(desired_config_version(&changed), v);
+}
+
+/// Values printed by Go's `json.Marshal` + `hash/fnv` + `hex.EncodeToString` over the upstream
+/// operator's spec struct (computed once with go1.26 and pinned here).
+#[test]
+fn config_versions_match_the_upstream_operator() {
+    let spec = |id: &str, params: Option<&str>, restart: Option<&str>| ComputeInstanceSpec {
+        template_id: id.into(),
+        template_parameters: params.map(str::to_string),
+        restart_requested_at: restart.map(|t| Time(parse_timestamp(t).unwrap())),
+        ..Default::default()
+    };
+    assert_eq!(
+        desired_config_version(&spec("vm_small", None, None)),
+        "16802b270a7a2e03"
+    );
+    // HTML characters, line separators, control characters, quotes and backslashes;
+    // also a hash with leading zero nibbles.
+    let tricky = "{\"cpu_cores\": 2, \"note\": \"<a & b>\", \"u\": \"é\u{2028}\u{2029}\t\u{8}\u{c}\u{1}\n\r\\\\\\\"\"}";
+    assert_eq!(
+        desired_config_version(&spec("vm_small", Some(tricky), None)),
+        "0058d45a2aa819ba"
+    );
+    let restarted = spec(
+        "vm_small",
+        Some(r#"{"cpu_cores": 2}"#),
+        Some("2026-11-22T10:00:00.75+01:00"),
+    );
+    assert_eq!(upstream_config_version(&restarted), "292de9a29edc98e5");
+    // cloudkit's own version leaves the restart out; both count as provisioned.
+    let plain = desired_config_version(&restarted);
+    assert_ne!(plain, "292de9a29edc98e5");
+    assert!(matches_current(Some("292de9a29edc98e5"), &restarted));
+    assert!(matches_current(Some(&plain), &restarted));
+    assert!(!matches_current(Some("16802b270a7a2e03"), &restarted));
+    assert!(!matches_current(None, &restarted));
+    assert_eq!(
+        desired_config_version(&spec("", Some("{}"), None)),
+        "1a8630173361d6f1"
+    );
 }

@@ -91,7 +91,7 @@ fn spec_change_reprovisions_but_a_restart_request_does_not() {
     w.step();
     w.step();
     assert_eq!(w.count(JobType::Provision), 1);
-    w.ci.spec.template_parameters = Some(serde_json::from_str(r#"{"cpus": 4}"#).unwrap());
+    w.ci.spec.template_parameters = Some(r#"{"cpus": 4}"#.into());
     w.step();
     w.step();
     assert_eq!(w.count(JobType::Provision), 2);
@@ -439,7 +439,7 @@ proptest! {
                 Step::Playbook => w.playbook_provisions(),
                 Step::SpecChange => {
                     spec_n += 1;
-                    w.ci.spec.template_parameters = Some(serde_json::from_str(&format!(r#"{{"n": {spec_n}}}"#)).unwrap());
+                    w.ci.spec.template_parameters = Some(format!(r#"{{"n": {spec_n}}}"#));
                 }
                 Step::Restart => w.ci.spec.restart_requested_at = Some(Time(w.now)),
                 Step::Cancel => w.ci.spec.cancel_requested_at = Some(Time(w.now)),

@@ -94,7 +94,7 @@ impl Demo<'_> {
             name,
             ComputeInstanceSpec {
                 template_id: "osac.templates.ocp_small".into(),
-                template_parameters: serde_json::from_str(r#"{"cpus": 2, "memory": "4Gi"}"#).ok(),
+                template_parameters: Some(r#"{"cpus": 2, "memory": "4Gi"}"#.into()),
                 ..Default::default()
             },
         );

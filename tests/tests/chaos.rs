@@ -229,7 +229,7 @@ async fn chaos_converges_without_duplicates_overlaps_or_orphans() -> anyhow::Res
             }
             let patch = match plan {
                 2 => Some(json!({"spec": {"restartRequestedAt": Timestamp::now().to_string()}})),
-                3 => Some(json!({"spec": {"templateParameters": {"cpus": 4}}})),
+                3 => Some(json!({"spec": {"templateParameters": r#"{"cpus": 4}"#}})),
                 _ => None,
             };
             if let Some(p) = patch {

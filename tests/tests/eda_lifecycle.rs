@@ -135,7 +135,7 @@ async fn an_in_flight_eda_job_is_still_observed_after_switching_to_aap() -> anyh
         "no AAP job for it"
     );
     // New work goes to AAP now.
-    bed.patch_spec("vm-s", json!({"templateParameters": {"cpus": 8}}))
+    bed.patch_spec("vm-s", json!({"templateParameters": r#"{"cpus": 8}"#}))
         .await?;
     let ci = bed
         .wait_for("vm-s", "re-provisioned through AAP", WAIT, |ci| {

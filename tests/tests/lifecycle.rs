@@ -64,7 +64,7 @@ async fn spec_change_reprovisions_and_restart_request_does_not() -> anyhow::Resu
         1,
         "a restart is not a provision"
     );
-    bed.patch_spec("vm-b", json!({"templateParameters": {"cpus": 4}}))
+    bed.patch_spec("vm-b", json!({"templateParameters": r#"{"cpus": 4}"#}))
         .await?;
     let ci = bed
         .wait_for(
@@ -174,8 +174,11 @@ async fn history_stays_bounded_under_many_reprovisions() -> anyhow::Result<()> {
     bed.create_default("vm-e").await?;
     bed.wait_for("vm-e", "Running", WAIT, running).await?;
     for n in 0..6 {
-        bed.patch_spec("vm-e", json!({"templateParameters": {"n": n}}))
-            .await?;
+        bed.patch_spec(
+            "vm-e",
+            json!({"templateParameters": format!(r#"{{"n": {n}}}"#)}),
+        )
+        .await?;
         let ci = bed
             .wait_for("vm-e", "an active or new provision job", WAIT, |ci| {
                 ci.is_some_and(|c| c.status.as_ref().unwrap().jobs.len() <= 4)
