@@ -1,4 +1,4 @@
-//! Fuzz-style properties of what the runner reads from AAP and EDA (issue #13): arbitrary
+//! Fuzz-style properties of what the runner reads from AAP and EDA: arbitrary
 //! bytes, arbitrary JSON and AWX-shaped JSON with fields of the wrong type, under any status,
 //! fed to the AAP client's template lookup, launch, launch recovery, batched poll, job read
 //! and cancel, and to the EDA client: no panic, and every error is classified (a reason, a

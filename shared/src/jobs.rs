@@ -1,4 +1,5 @@
-//! Job history rules: append, find, update, trim (lifecycle rules 3 and 4).
+//! Job history rules: append, find, update, trim (lifecycle rules 3 and 4,
+//! docs/lifecycle-rules.md).
 
 use crate::instance::{JobEntry, JobProvider, JobState, JobType};
 use crate::names::EDA_JOB_ID_PREFIX;
@@ -31,7 +32,8 @@ pub fn find_by_key_mut<'a>(jobs: &'a mut [JobEntry], key: &str) -> Option<&'a mu
     jobs.iter_mut().find(|j| j.correlation_key == key)
 }
 
-/// A change to one job's observed state. State and message always travel together (rule 4).
+/// A change to one job's observed state. State and message always travel together
+/// (lifecycle rule 4, docs/lifecycle-rules.md).
 #[derive(Clone, Debug, PartialEq)]
 pub struct JobUpdate {
     pub state: JobState,

@@ -2,7 +2,7 @@
 //!
 //! The runner observes (provider job states, the VM and VMI, the clock), asks `plan` what to
 //! do, performs the effects, feeds their outcomes back through [`apply_outcome`], and writes
-//! the resulting status once. Every lifecycle rule of DESIGN.md lives here.
+//! the resulting status once. Every lifecycle rule (docs/lifecycle-rules.md) lives here.
 
 use std::collections::BTreeMap;
 use std::time::Duration;

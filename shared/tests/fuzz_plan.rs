@@ -1,6 +1,6 @@
-//! Fuzz-style properties of the functional core (issue #13): `plan` over arbitrary
+//! Fuzz-style properties of the functional core: `plan` over arbitrary
 //! statuses, observations, signals and policies never panics, and what it decides keeps the
-//! lifecycle invariants:
+//! lifecycle invariants (the rules of docs/lifecycle-rules.md):
 //!
 //! - the history stays within `max(limit, jobs trimming may not drop)` (rule 3);
 //! - it never makes a second job of a type active, nor a new provision or deprovision job

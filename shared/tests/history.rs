@@ -1,4 +1,4 @@
-//! Lifecycle rule 3: bounded history that never loses what matters.
+//! Lifecycle rule 3 (docs/lifecycle-rules.md): bounded history that never loses what matters.
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! The lifecycle rules of DESIGN.md, checked on the pure core.
+//! The lifecycle rules (docs/lifecycle-rules.md), checked on the pure core.
 
 mod common;
 

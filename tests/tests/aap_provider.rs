@@ -1,5 +1,5 @@
 //! The runner's AAP client against the AAP simulator, path by path: what the client
-//! sends is what AWX serves (REFERENCE.md), and what AWX answers becomes the right
+//! sends is what AWX serves (docs/providers.md), and what AWX answers becomes the right
 //! result or error. The simulator's ledger counts the requests.
 
 use std::time::{Duration, Instant};

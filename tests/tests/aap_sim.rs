@@ -1,4 +1,4 @@
-//! The AAP simulator against REFERENCE.md, fact by fact, over HTTP (no Kubernetes).
+//! The AAP simulator against docs/providers.md, fact by fact, over HTTP (no Kubernetes).
 
 use std::time::{Duration, Instant};
 

@@ -1,4 +1,4 @@
-//! Bad input (issue #13): what the real API server refuses in a ComputeInstance, what the
+//! Bad input: what the real API server refuses in a ComputeInstance, what the
 //! runner says about a bad setting at start-up, and what the plugin says about bad
 //! arguments — one line, a non-zero exit, no panic.
 //!
@@ -457,8 +457,8 @@ fn each_missing_setting_stops_the_runner_with_one_line_naming_it() -> anyhow::Re
     Ok(())
 }
 
-/// DESIGN rule 3: an invalid history limit is not fatal; the default is used, with a
-/// warning naming the variable.
+/// Lifecycle rule 3 (docs/lifecycle-rules.md): an invalid history limit is not fatal; the
+/// default is used, with a warning naming the variable.
 #[test]
 fn an_invalid_history_limit_falls_back_to_ten_with_a_warning() -> anyhow::Result<()> {
     for value in ["ten", "0", "-3"] {

@@ -1,5 +1,5 @@
 //! End to end: deletion — cancel before deprovision, exactly one deprovision, policies
-//! (lifecycle rules 1, 2, 4, 5).
+//! (lifecycle rules 1, 2, 4, 5, docs/lifecycle-rules.md).
 
 use cloudkit_testbed::observe::{jobs_of, running};
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! The deployment (issue #10) on the real control plane: the kustomize base in manifests/
+//! The deployment on the real control plane: the kustomize base in manifests/
 //! is accepted by the API server, the runner does its whole job with nothing but the RBAC
 //! the base ships, and the roles for people allow what the plugin needs and no more.
 //!

@@ -1,5 +1,5 @@
 //! The runner's EDA client against the EDA simulator: what the client posts is what the
-//! webhook source and event streams take (REFERENCE.md "EDA"), and each answer becomes
+//! webhook source and event streams take (docs/providers.md "EDA"), and each answer becomes
 //! the right error, permanent or not, with the right reason, and no secret in it.
 
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! The EDA simulator against REFERENCE.md ("EDA"), fact by fact: HTTP semantics of the
+//! The EDA simulator against docs/providers.md ("EDA"), fact by fact: HTTP semantics of the
 //! webhook source and of event streams without Kubernetes, then the playbooks' effects
 //! on the real test API server.
 

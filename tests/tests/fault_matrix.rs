@@ -1,5 +1,5 @@
-//! The fault matrix (issue #13): every provider failure a user can meet, on the real
-//! control plane with the real runner process (lifecycle rule 7).
+//! The fault matrix: every provider failure a user can meet, on the real control plane
+//! with the real runner process (lifecycle rule 7, docs/lifecycle-rules.md).
 //!
 //! For each row: the `Progressing` condition (status, reason, message) and the Kubernetes
 //! Event (`events.k8s.io/v1`, `regarding` the instance) a user sees — each message one line

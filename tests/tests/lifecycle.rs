@@ -1,5 +1,5 @@
 //! End to end on the real control plane: the real runner process provisions through the AAP
-//! simulator (issue: provisioning lifecycle).
+//! simulator.
 
 use cloudkit_testbed::observe::{condition, jobs_of, phase, running};
 use std::time::Duration;

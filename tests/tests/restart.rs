@@ -1,5 +1,5 @@
 //! End to end: restart by VMI deletion, scheduled restarts, cancel provisioning in place
-//! (signals and lifecycle rule 6).
+//! (signals and lifecycle rule 6, docs/lifecycle-rules.md).
 
 use cloudkit_testbed::observe::{condition, jobs_of, running};
 use std::sync::atomic::Ordering;

@@ -1,4 +1,4 @@
-//! Secrets stay secret and TLS is verified (lifecycle rule 7, issue #13).
+//! Secrets stay secret and TLS is verified (lifecycle rule 7, docs/lifecycle-rules.md).
 //!
 //! The runner gets distinctive AAP and EDA tokens, an HMAC secret and a webhook URL with a
 //! credential in its query; a lifecycle with failures (401s, 5xx, 429, a failed job, a

@@ -1,5 +1,5 @@
 //! The AAP controller REST client: template lookup, launch, recovery of a launch lost in
-//! a crash, batched polling, cancel. REFERENCE.md ("AAP / AWX controller REST API") is
+//! a crash, batched polling, cancel. docs/providers.md ("AAP controller REST API") is
 //! the contract.
 
 use std::collections::HashMap;

@@ -100,7 +100,7 @@ pub struct AapJob {
     pub result_traceback: String,
 }
 
-/// AWX's status word as a history state (REFERENCE.md's mapping).
+/// AWX's status word as a history state (docs/providers.md, "Job state").
 pub fn job_state(status: &str) -> JobState {
     match status {
         "successful" => JobState::Succeeded,

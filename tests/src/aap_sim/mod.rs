@@ -1,5 +1,5 @@
 //! A simulator of the AAP / AWX controller REST API subset cloudkit uses, faithful to
-//! REFERENCE.md: job template lookup, launch, job detail and list, cancel, stdout; with
+//! docs/providers.md: job template lookup, launch, job detail and list, cancel, stdout; with
 //! a job state machine on tokio's clock, fault injection per endpoint, "playbook
 //! effects" on a real API server, and a ledger of everything that happened.
 //!

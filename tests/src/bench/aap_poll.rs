@@ -1,6 +1,6 @@
 //! AAP requests per poll tick against the number of in-flight jobs: provision jobs are
 //! held `running` in the AAP simulator, and its ledger's job-list requests are grouped
-//! into ticks by the job ids they ask for. The design says ceil(in-flight / 200).
+//! into ticks by the job ids they ask for. docs/providers.md says ceil(in-flight / 200).
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};

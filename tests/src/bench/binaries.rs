@@ -85,7 +85,7 @@ impl Binaries {
     }
 }
 
-/// The release build of both binaries, as the issue asks for it.
+/// The release build of both binaries, the one the figures are for.
 fn release_build() -> anyhow::Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(&cargo)

@@ -1,4 +1,4 @@
-//! Benchmarks (issue #14): restart latency, settle time, runner memory and CPU, AAP
+//! Benchmarks: restart latency, settle time, runner memory and CPU, AAP
 //! requests per poll tick, the plugin's wall time and the binaries' sizes, each printed
 //! beside its target and never asserted. `testbed bench [--quick]` runs them on a
 //! control plane of their own; the smoke test runs them at tiny sizes on the shared one.
@@ -80,7 +80,7 @@ pub struct BenchOptions {
 }
 
 impl BenchOptions {
-    /// The issue's sizes.
+    /// The target sizes.
     pub fn full() -> Self {
         Self {
             profile: Profile::Release,

@@ -1,4 +1,4 @@
-//! A simulator of the two EDA receivers cloudkit may post to, faithful to REFERENCE.md:
+//! A simulator of the two EDA receivers cloudkit may post to, faithful to docs/providers.md:
 //! ansible-rulebook's webhook source (any `POST /<path>`) and EDA server's event streams
 //! (`/api/eda/v1/external_event_stream/<uuid>/post/`); behind them a "rulebook" whose
 //! create / delete playbooks act on a real API server; fault injection per path and per
