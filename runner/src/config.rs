@@ -12,9 +12,10 @@ use cloudkit_shared::signals::parse_duration;
 #[derive(Parser, Debug, Clone)]
 #[command(name = "cloudkit-runner", version, about)]
 pub struct Args {
-    /// Which provider new jobs use: `aap` (controller REST API) or `eda` (webhook).
-    #[arg(long, env = "CLOUDKIT_PROVISIONING_PROVIDER", default_value = "aap")]
-    pub provider: String,
+    /// Which provider new jobs use: `aap` (controller REST API) or `eda` (webhook). Unset:
+    /// `eda` when only the webhooks are set, `aap` when only CLOUDKIT_AAP_URL is.
+    #[arg(long, env = "CLOUDKIT_PROVISIONING_PROVIDER")]
+    pub provider: Option<String>,
 
     /// AAP controller API prefix, e.g. https://aap.example.com/api/controller (the runner adds /v2/).
     #[arg(long, env = "CLOUDKIT_AAP_URL")]
@@ -48,7 +49,8 @@ pub struct Args {
     #[arg(long, env = "CLOUDKIT_AAP_DEPROVISION_TEMPLATE")]
     pub aap_deprovision_template: Option<String>,
 
-    /// How often in-flight AAP jobs are polled (e.g. 30s).
+    /// How often in-flight AAP jobs are polled (Go duration syntax: 30s, 1m30s, 500ms;
+    /// invalid → 30s, as upstream).
     #[arg(long, env = "CLOUDKIT_AAP_STATUS_POLL_INTERVAL", default_value = "30s")]
     pub poll_interval: String,
 
@@ -324,6 +326,44 @@ fn url(name: &str, flag: &str, raw: String) -> Result<String, ConfigError> {
 }
 
 impl Args {
+    /// The provider, inferred from what is configured when the variable is unset.
+    fn provider(&self) -> Result<ProviderKind, ConfigError> {
+        let set = |v: &Option<String>| v.as_deref().is_some_and(|v| !v.trim().is_empty());
+        let Some(raw) = self.provider.as_deref().filter(|p| !p.trim().is_empty()) else {
+            let aap = set(&self.aap_url);
+            let eda = set(&self.provision_webhook) || set(&self.deprovision_webhook);
+            return match (aap, eda) {
+                (false, true) => Ok(ProviderKind::Eda),
+                (true, false) => Ok(ProviderKind::Aap),
+                (true, true) => Err(ConfigError(
+                    "CLOUDKIT_PROVISIONING_PROVIDER (--provider) is unset and both CLOUDKIT_AAP_URL and the EDA webhooks are set: set it to `aap` or `eda`".into(),
+                )),
+                (false, false) => Err(ConfigError(
+                    "CLOUDKIT_PROVISIONING_PROVIDER (--provider) is unset and neither CLOUDKIT_AAP_URL nor CLOUDKIT_COMPUTE_INSTANCE_PROVISION_WEBHOOK is set: configure AAP or EDA".into(),
+                )),
+            };
+        };
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "aap" => Ok(ProviderKind::Aap),
+            "eda" => Ok(ProviderKind::Eda),
+            other => Err(ConfigError(format!(
+                "CLOUDKIT_PROVISIONING_PROVIDER (--provider) = {other:?}: use `aap` or `eda`"
+            ))),
+        }
+    }
+
+    /// The upstream operator falls back to 30s on an unusable value; so does cloudkit, with
+    /// a warning, so a setting it accepted keeps working.
+    fn poll_interval(&self, warnings: &mut Vec<String>) -> Duration {
+        parse_duration(&self.poll_interval).unwrap_or_else(|_| {
+            warnings.push(format!(
+                "CLOUDKIT_AAP_STATUS_POLL_INTERVAL={:?} is not a positive duration (e.g. 30s, 1m30s); using 30s",
+                self.poll_interval
+            ));
+            Duration::from_secs(30)
+        })
+    }
+
     fn hmac_style(&self) -> Result<HmacStyle, ConfigError> {
         let base64 = match self.eda_hmac_format.trim().to_ascii_lowercase().as_str() {
             "hex" => false,
@@ -351,15 +391,7 @@ impl Args {
     /// Checks every value; the first problem is returned as one line naming the fix.
     pub fn settings(&self) -> Result<Settings, ConfigError> {
         let mut warnings = Vec::new();
-        let provider = match self.provider.trim().to_ascii_lowercase().as_str() {
-            "aap" => ProviderKind::Aap,
-            "eda" => ProviderKind::Eda,
-            other => {
-                return Err(ConfigError(format!(
-                    "CLOUDKIT_PROVISIONING_PROVIDER (--provider) = {other:?}: use `aap` or `eda`"
-                )));
-            }
-        };
+        let provider = self.provider()?;
         let history = parse_max_job_history(self.max_job_history.as_deref());
         warnings.extend(history.warning);
 
@@ -452,11 +484,7 @@ impl Args {
         let policy = Policy {
             provider,
             max_history: history.limit,
-            poll_interval: duration(
-                "CLOUDKIT_AAP_STATUS_POLL_INTERVAL",
-                "poll-interval",
-                &self.poll_interval,
-            )?,
+            poll_interval: self.poll_interval(&mut warnings),
             retry_base,
             retry_max,
             cancel_deadline: duration(

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cloudkit_shared::management::{self, ManagementState};
 use cloudkit_shared::names::{FINALIZER, INSTANCE_LABEL};
 use cloudkit_shared::plan::plan;
 use cloudkit_shared::{ComputeInstance, ComputeInstanceStatus};
@@ -25,7 +26,7 @@ use crate::eda::EdaClient;
 use crate::error::Error;
 use crate::kubevirt::{self, VirtualMachine, VirtualMachineInstance};
 use crate::metrics::Metrics;
-use crate::{act, observe, poller, status};
+use crate::{act, instances, observe, poller, status};
 
 /// One reconcile of one instance.
 pub async fn reconcile(ci: Arc<ComputeInstance>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -39,6 +40,11 @@ pub async fn reconcile(ci: Arc<ComputeInstance>, ctx: Arc<Context>) -> Result<Ac
         // Our own newer status write has not reached the cache yet; planning on the old
         // copy could record an intent twice.
         return Ok(Action::requeue(Duration::from_millis(200)));
+    }
+    if management::of(&ci) == ManagementState::Unmanaged {
+        // As upstream: the instance is left alone entirely, finalizer and status included.
+        debug!(instance = %ci.name_any(), "management-state is unmanaged; ignored");
+        return Ok(Action::await_change());
     }
     let api: Api<ComputeInstance> =
         Api::namespaced(ctx.client.clone(), &ci.namespace().unwrap_or_default());
@@ -179,20 +185,25 @@ pub async fn run(
 ) -> Result<(), Error> {
     let (aap, eda) = clients(&settings)?;
     let aap = aap.map(Arc::new);
-    let instances: Api<ComputeInstance> = match &settings.namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
+    let reporter = kube::runtime::events::Reporter {
+        controller: "cloudkit-runner".into(),
+        instance: std::env::var("POD_NAME").ok(),
     };
+    let recorder = Recorder::new(client.clone(), reporter);
     let caches = Arc::new(Caches::default());
     let instance_writer = reflector::store::Writer::<ComputeInstance>::default();
     let store = instance_writer.as_reader();
+    let unreadables =
+        instances::Unreadables::new(metrics.unreadable_instances.clone(), recorder.clone());
     let instance_stream = reflector::reflector(
         instance_writer,
         // Consistent, paginated lists: a list from the watch cache (`any_semantic`) comes
         // whole in one response (a 10,000-instance list peaked at 200 MiB) and may be stale.
-        watcher(instances, watcher::Config::default())
-            .default_backoff()
-            .modify(|ci: &mut ComputeInstance| ci.metadata.managed_fields = None),
+        instances::watch(
+            instances::api(&client, settings.namespace.as_deref()),
+            unreadables,
+        )
+        .default_backoff(),
     )
     .inspect(caches::track(
         caches.clone(),
@@ -230,14 +241,10 @@ pub async fn run(
     .applied_objects();
     let controller = Controller::for_stream(instance_stream, store.clone());
     let (wake_tx, wake_rx) = mpsc::channel(1024);
-    let reporter = kube::runtime::events::Reporter {
-        controller: "cloudkit-runner".into(),
-        instance: std::env::var("POD_NAME").ok(),
-    };
     let aap_jobs = poller::JobCache::default();
     let ctx = Arc::new(Context {
         client: client.clone(),
-        recorder: Recorder::new(client.clone(), reporter),
+        recorder,
         aap: aap.clone(),
         eda,
         instances: store.clone(),

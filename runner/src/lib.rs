@@ -12,6 +12,7 @@ pub mod controller;
 pub mod eda;
 pub mod error;
 pub mod http;
+pub mod instances;
 pub mod kubevirt;
 pub mod leader;
 pub mod metrics;

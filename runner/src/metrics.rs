@@ -27,6 +27,8 @@ pub struct Metrics {
     pub outcomes: Family<OutcomeLabels, Counter>,
     /// 1 while this replica holds the lease.
     pub leader: Gauge,
+    /// Stored instances that cannot be read as this version's ComputeInstance.
+    pub unreadable_instances: Gauge,
     /// Watch caches synced and leadership known.
     pub ready: Arc<AtomicBool>,
 }
@@ -40,6 +42,12 @@ impl Default for Metrics {
         let reconcile_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 14));
         let outcomes = Family::<OutcomeLabels, Counter>::default();
         let leader = Gauge::default();
+        let unreadable_instances = Gauge::default();
+        registry.register(
+            "unreadable_instances",
+            "Stored ComputeInstances the runner cannot read (and so does not manage)",
+            unreadable_instances.clone(),
+        );
         registry.register(
             "leader",
             "1 while this replica holds the lease",
@@ -74,6 +82,7 @@ impl Default for Metrics {
             reconcile_seconds,
             outcomes,
             leader,
+            unreadable_instances,
             ready: Arc::new(AtomicBool::new(false)),
         }
     }

@@ -9,6 +9,7 @@ pub mod jobs;
 pub mod management;
 pub mod names;
 pub mod plan;
+pub mod read;
 pub mod reasons;
 mod schema;
 pub mod settings;

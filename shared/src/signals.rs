@@ -71,43 +71,68 @@ pub fn parse_duration_secs(input: &str) -> Result<u64, TimeError> {
     Ok(d.as_secs())
 }
 
-/// Parses a positive duration like `500ms`, `90s`, `10m`, `2h30m` or `1d`.
+/// Parses a positive duration in Go's `time.ParseDuration` syntax (`500ms`, `1m30s`,
+/// `1.5h`, `300us`; units ns, us, µs, ms, s, m, h; an optional `+`), which the upstream
+/// operator's settings use, plus `d` for days.
 pub fn parse_duration(input: &str) -> Result<std::time::Duration, TimeError> {
     let err = || TimeError::InvalidDuration {
         input: input.to_string(),
     };
-    let text = input.trim();
-    let mut total_ms: u64 = 0;
-    let mut rest = text;
+    let mut rest = input.trim();
+    rest = rest.strip_prefix('+').unwrap_or(rest);
     if rest.is_empty() {
         return Err(err());
     }
+    let mut total: u128 = 0;
     while !rest.is_empty() {
-        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
-        if digits == 0 {
+        let int_len = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        let int = &rest[..int_len];
+        rest = &rest[int_len..];
+        let mut frac = "";
+        if let Some(after) = rest.strip_prefix('.') {
+            let len = after.len() - after.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+            frac = &after[..len];
+            rest = &after[len..];
+        }
+        if int.is_empty() && frac.is_empty() {
             return Err(err());
         }
-        let n: u64 = rest[..digits].parse().map_err(|_| err())?;
-        rest = &rest[digits..];
-        let (unit_ms, len) = if rest.starts_with("ms") {
-            (1, 2)
-        } else {
-            match rest.chars().next() {
-                Some('s') => (1_000, 1),
-                Some('m') => (60_000, 1),
-                Some('h') => (3_600_000, 1),
-                Some('d') => (86_400_000, 1),
-                _ => return Err(err()),
-            }
+        let unit_len = rest.len()
+            - rest
+                .trim_start_matches(|c: char| !c.is_ascii_digit() && c != '.')
+                .len();
+        let unit_ns: u128 = match &rest[..unit_len] {
+            "ns" => 1,
+            "us" | "µs" | "μs" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            "d" => 86_400_000_000_000,
+            _ => return Err(err()),
         };
-        rest = &rest[len..];
-        total_ms = n
-            .checked_mul(unit_ms)
-            .and_then(|v| total_ms.checked_add(v))
-            .ok_or_else(err)?;
+        rest = &rest[unit_len..];
+        let whole: u128 = if int.is_empty() {
+            0
+        } else {
+            int.parse().map_err(|_| err())?
+        };
+        let mut part = whole.checked_mul(unit_ns).ok_or_else(err)?;
+        if !frac.is_empty() {
+            // Digits past nanosecond precision cannot change the result.
+            let digits = &frac[..frac.len().min(30)];
+            let scale = 10u128.pow(u32::try_from(digits.len()).map_err(|_| err())?);
+            let f: u128 = digits.parse().map_err(|_| err())?;
+            part = part
+                .checked_add(f.checked_mul(unit_ns).ok_or_else(err)? / scale)
+                .ok_or_else(err)?;
+        }
+        total = total.checked_add(part).ok_or_else(err)?;
     }
-    if total_ms == 0 {
+    if total == 0 {
         return Err(err());
     }
-    Ok(std::time::Duration::from_millis(total_ms))
+    let secs = u64::try_from(total / 1_000_000_000).map_err(|_| err())?;
+    let nanos = u32::try_from(total % 1_000_000_000).map_err(|_| err())?;
+    Ok(std::time::Duration::new(secs, nanos))
 }

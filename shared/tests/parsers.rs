@@ -49,6 +49,18 @@ fn timestamps_and_durations() {
         Ok(std::time::Duration::from_millis(1500))
     );
     assert!(parse_duration_secs("500ms").is_err(), "whole seconds only");
+    // Go's time.ParseDuration syntax, as the upstream operator's settings use it.
+    let go = |s: &str| cloudkit_shared::signals::parse_duration(s).map(|d| d.as_nanos());
+    assert_eq!(go("1m30s"), Ok(90_000_000_000));
+    assert_eq!(go("1.5h"), Ok(5_400_000_000_000));
+    assert_eq!(go("500ms"), Ok(500_000_000));
+    assert_eq!(go("+2.25s"), Ok(2_250_000_000));
+    assert_eq!(go("300us"), Ok(300_000));
+    assert_eq!(go("1µs1ns"), Ok(1_001));
+    assert_eq!(go(".5s"), Ok(500_000_000));
+    for bad in ["1.5", ".s", "1..5s", "1h-5m", "0", "0s", "1e3s"] {
+        assert!(go(bad).is_err(), "{bad}");
+    }
     for bad in ["", "10", "0s", "5x", "m", "-5m", "99999999999999999999d"] {
         let e = parse_duration_secs(bad).unwrap_err().to_string();
         assert!(e.contains("duration"), "{bad}: {e}");

@@ -308,11 +308,6 @@ fn each_bad_setting_stops_the_runner_with_one_line_naming_it() -> anyhow::Result
             "awx",
             "CLOUDKIT_PROVISIONING_PROVIDER",
         ),
-        (
-            "CLOUDKIT_PROVISIONING_PROVIDER",
-            "",
-            "CLOUDKIT_PROVISIONING_PROVIDER",
-        ),
         ("CLOUDKIT_AAP_URL", "aap.example.com", "CLOUDKIT_AAP_URL"),
         (
             "CLOUDKIT_AAP_URL",
@@ -320,16 +315,6 @@ fn each_bad_setting_stops_the_runner_with_one_line_naming_it() -> anyhow::Result
             "CLOUDKIT_AAP_URL",
         ),
         ("CLOUDKIT_AAP_URL", "https://", "CLOUDKIT_AAP_URL"),
-        (
-            "CLOUDKIT_AAP_STATUS_POLL_INTERVAL",
-            "30",
-            "CLOUDKIT_AAP_STATUS_POLL_INTERVAL",
-        ),
-        (
-            "CLOUDKIT_AAP_STATUS_POLL_INTERVAL",
-            "0s",
-            "CLOUDKIT_AAP_STATUS_POLL_INTERVAL",
-        ),
         ("CLOUDKIT_RETRY_BASE", "-1s", "CLOUDKIT_RETRY_BASE"),
         ("CLOUDKIT_RETRY_MAX", "ten minutes", "CLOUDKIT_RETRY_MAX"),
         (
@@ -343,7 +328,7 @@ fn each_bad_setting_stops_the_runner_with_one_line_naming_it() -> anyhow::Result
             "CLOUDKIT_RESTART_DEADLINE",
         ),
         ("CLOUDKIT_EDA_DEADLINE", "forever", "CLOUDKIT_EDA_DEADLINE"),
-        ("CLOUDKIT_HTTP_TIMEOUT", "1.5s", "CLOUDKIT_HTTP_TIMEOUT"),
+        ("CLOUDKIT_HTTP_TIMEOUT", "1.5", "CLOUDKIT_HTTP_TIMEOUT"),
         ("CLOUDKIT_LEASE_DURATION", "1s", "CLOUDKIT_LEASE_DURATION"),
         (
             "CLOUDKIT_METRICS_ADDR",
@@ -400,6 +385,81 @@ fn each_bad_setting_stops_the_runner_with_one_line_naming_it() -> anyhow::Result
         let out = run_runner(&env)?;
         assert_config_error(&format!("{variable}={value:?}"), &out, named);
     }
+    Ok(())
+}
+
+/// Every value the upstream operator accepted keeps its meaning: Go durations, a poll
+/// interval it would have replaced by 30s, and an unset provider inferred from what is set.
+#[test]
+fn upstream_settings_keep_their_meaning() -> anyhow::Result<()> {
+    let reaches_the_cluster = |case: &str, env: &[(&str, &str)]| -> anyhow::Result<String> {
+        let out = run_runner(env)?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{case}: {stderr}");
+        assert!(
+            stderr.contains("cannot reach the Kubernetes API"),
+            "{case}: {stderr}"
+        );
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    for value in ["1m30s", "500ms", "1.5h", "2s"] {
+        let mut env = valid_env();
+        env.push(("CLOUDKIT_AAP_STATUS_POLL_INTERVAL", value));
+        let logs = reaches_the_cluster(value, &env)?;
+        assert!(!logs.contains("POLL_INTERVAL"), "{value}: {logs}");
+    }
+    for value in ["30", "0s", "-5s", "soon"] {
+        let mut env = valid_env();
+        env.push(("CLOUDKIT_AAP_STATUS_POLL_INTERVAL", value));
+        let logs = reaches_the_cluster(value, &env)?;
+        assert!(
+            logs.contains("CLOUDKIT_AAP_STATUS_POLL_INTERVAL") && logs.contains("using 30s"),
+            "{value}: {logs}"
+        );
+    }
+    // No provider set: only the AAP URL → aap; only the webhooks → eda (upstream's default).
+    let mut aap = valid_env();
+    aap.retain(|(k, _)| *k != "CLOUDKIT_PROVISIONING_PROVIDER");
+    reaches_the_cluster("inferred aap", &aap)?;
+    let mut eda: Vec<(&str, &str)> = aap
+        .iter()
+        .copied()
+        .filter(|(k, _)| !k.starts_with("CLOUDKIT_AAP"))
+        .collect();
+    eda.push((
+        "CLOUDKIT_COMPUTE_INSTANCE_PROVISION_WEBHOOK",
+        "http://eda/p",
+    ));
+    eda.push((
+        "CLOUDKIT_COMPUTE_INSTANCE_DEPROVISION_WEBHOOK",
+        "http://eda/d",
+    ));
+    reaches_the_cluster("inferred eda", &eda)?;
+    // Both, or neither: ambiguous, said in one line naming the variable.
+    let mut both = aap.clone();
+    both.push((
+        "CLOUDKIT_COMPUTE_INSTANCE_PROVISION_WEBHOOK",
+        "http://eda/p",
+    ));
+    both.push((
+        "CLOUDKIT_COMPUTE_INSTANCE_DEPROVISION_WEBHOOK",
+        "http://eda/d",
+    ));
+    assert_config_error(
+        "both",
+        &run_runner(&both)?,
+        "CLOUDKIT_PROVISIONING_PROVIDER",
+    );
+    let neither: Vec<(&str, &str)> = eda
+        .iter()
+        .copied()
+        .filter(|(k, _)| !k.contains("WEBHOOK"))
+        .collect();
+    assert_config_error(
+        "neither",
+        &run_runner(&neither)?,
+        "CLOUDKIT_PROVISIONING_PROVIDER",
+    );
     Ok(())
 }
 
