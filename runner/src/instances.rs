@@ -134,7 +134,7 @@ fn decode(
             }
             Err(e) => {
                 unreadables.report(&placeholder, &e);
-                Err(placeholder)
+                Err(Box::new(placeholder))
             }
         }
     };
@@ -148,7 +148,7 @@ fn decode(
         // A copy that turned unreadable leaves the cache: its old self must not be acted on.
         watcher::Event::Apply(obj) => match typed(obj) {
             Ok(ci) => watcher::Event::Apply(ci),
-            Err(placeholder) => watcher::Event::Delete(placeholder),
+            Err(placeholder) => watcher::Event::Delete(*placeholder),
         },
         watcher::Event::Delete(obj) => {
             unreadables.forget(
