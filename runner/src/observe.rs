@@ -35,6 +35,11 @@ pub async fn observe(ci: &ComputeInstance, ctx: &Context) -> Observed {
         let key = ObjectRef::new(&vm.name_any()).within(&vm.namespace().unwrap_or_default());
         ctx.vmis.get(&key)
     });
+    let history = ci
+        .status
+        .as_ref()
+        .map(|s| s.jobs.as_slice())
+        .unwrap_or_default();
     let reconciled_config_version = ci
         .annotations()
         .get(RECONCILED_CONFIG_VERSION_ANNOTATION)
@@ -43,13 +48,11 @@ pub async fn observe(ci: &ComputeInstance, ctx: &Context) -> Observed {
         aap_finalizer: ci.finalizers().iter().any(|f| f == AAP_FINALIZER),
         spec_reconciled: matches_current(reconciled_config_version.as_deref(), &ci.spec),
         reconciled_config_version,
+        provisioned_before: history
+            .iter()
+            .any(|j| j.job_type == JobType::Provision && j.job_id.is_some()),
     };
     let mut jobs = BTreeMap::new();
-    let history = ci
-        .status
-        .as_ref()
-        .map(|s| s.jobs.as_slice())
-        .unwrap_or_default();
     for job in history.iter().filter(|j| j.state.is_active()) {
         let observation = match job.provider {
             JobProvider::Kubevirt => None,

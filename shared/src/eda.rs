@@ -19,6 +19,8 @@ pub struct EdaSigns {
     /// [`crate::config_version::matches_current`]): how a job the upstream operator
     /// recorded, which has no config version, is known to be done.
     pub spec_reconciled: bool,
+    /// An earlier provision job was sent: the finalizer it left says nothing about a new one.
+    pub provisioned_before: bool,
 }
 
 /// Observes one EDA job from the resource. A job with no sign of progress after `deadline`
@@ -34,7 +36,9 @@ pub fn observe(
     let Some(job_id) = job.job_id.clone() else {
         // Fire-and-forget: an event that left no trace counts as not sent.
         let sent = match job.job_type {
-            JobType::Provision => signs.aap_finalizer || reconciled(job, signs),
+            JobType::Provision => {
+                (signs.aap_finalizer && !signs.provisioned_before) || reconciled(job, signs)
+            }
             _ => false,
         };
         return if sent {

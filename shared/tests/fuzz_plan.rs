@@ -758,12 +758,18 @@ proptest! {
         (job, _) in arb_job(),
         aap_finalizer in any::<bool>(),
         spec_reconciled in any::<bool>(),
+        provisioned_before in any::<bool>(),
         reconciled in prop::option::of("[a-f0-9]{0,16}"),
         now in arb_timestamp(),
         deadline in arb_duration(3600),
         next_id in "(?s:.{0,16})",
     ) {
-        let signs = EdaSigns { aap_finalizer, reconciled_config_version: reconciled, spec_reconciled };
+        let signs = EdaSigns {
+            aap_finalizer,
+            reconciled_config_version: reconciled,
+            spec_reconciled,
+            provisioned_before,
+        };
         match eda::observe(&job, &signs, now, deadline, &next_id) {
             JobObservation::Seen { provider, update, .. } => {
                 prop_assert_eq!(provider, JobProvider::Eda);

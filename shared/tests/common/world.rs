@@ -252,3 +252,15 @@ impl World {
         w
     }
 }
+
+impl World {
+    /// A VM with a running VMI, as KubeVirt would have it.
+    pub fn with_vm(&mut self) {
+        self.vm = Some(VmInfo {
+            namespace: "ns".into(),
+            name: "vm-1".into(),
+            halted: false,
+        });
+        self.new_vmi();
+    }
+}
