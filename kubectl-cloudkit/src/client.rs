@@ -3,7 +3,8 @@
 
 use cloudkit_shared::ComputeInstance;
 use cloudkit_shared::names::PLUGIN_FIELD_MANAGER;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use cloudkit_shared::read;
+use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
 use kube::{Client, Config};
 
@@ -137,27 +138,47 @@ impl<'a> Instances<'a> {
         }
     }
 
-    pub async fn get(&self, name: &'a str) -> Result<ComputeInstance, Error> {
-        self.api
-            .get(name)
-            .await
-            .map_err(|e| self.op("get", Some(name)).error(e))
+    /// Read untyped and decoded here, so an object this version cannot read is named with
+    /// its field instead of failing as a JSON error.
+    fn raw(&self) -> Api<DynamicObject> {
+        let resource = ApiResource::erase::<ComputeInstance>(&());
+        match self.namespace {
+            Some(ns) => Api::namespaced_with(self.target.client.clone(), ns, &resource),
+            None => Api::all_with(self.target.client.clone(), &resource),
+        }
     }
 
-    /// Every instance (all pages), sorted by namespace and name like kubectl.
+    pub async fn get(&self, name: &'a str) -> Result<ComputeInstance, Error> {
+        let obj = self
+            .raw()
+            .get(name)
+            .await
+            .map_err(|e| self.op("get", Some(name)).error(e))?;
+        read::instance(obj).map_err(Error::Unreadable)
+    }
+
+    /// Every instance (all pages), sorted by namespace and name like kubectl. Objects that
+    /// cannot be read are left out with a warning on stderr that names the field.
     pub async fn list(&self, selector: Option<&str>) -> Result<Vec<ComputeInstance>, Error> {
         let mut params = ListParams::default().limit(500);
         if let Some(selector) = selector {
             params = params.labels(selector);
         }
+        let raw = self.raw();
         let mut items = Vec::new();
         loop {
-            let page = self
-                .api
+            let page = raw
                 .list(&params)
                 .await
                 .map_err(|e| self.op("list", None).error(e))?;
-            items.extend(page.items);
+            for obj in page.items {
+                match read::instance(obj) {
+                    Ok(ci) => items.push(ci),
+                    Err(e) => eprintln!(
+                        "warning: {e}; fix the field (kubectl edit) so cloudkit can read it"
+                    ),
+                }
+            }
             match page.metadata.continue_ {
                 Some(token) if !token.is_empty() => params = params.continue_token(&token),
                 _ => break,

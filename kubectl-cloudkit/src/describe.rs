@@ -2,6 +2,7 @@
 
 use cloudkit_shared::conditions as cond;
 use cloudkit_shared::signals::{Signal, signal};
+use cloudkit_shared::template_parameters;
 use cloudkit_shared::{ComputeInstance, ComputeInstanceStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
@@ -35,6 +36,10 @@ pub fn render(ci: &ComputeInstance, now: Timestamp, palette: Palette) -> String 
         ),
         ("Template", ci.spec.template_id.clone()),
         (
+            "Parameters",
+            parameters(ci.spec.template_parameters.as_deref()),
+        ),
+        (
             "Phase",
             status.phase.map_or_else(
                 || "- (not seen by the runner yet)".into(),
@@ -60,6 +65,9 @@ pub fn render(ci: &ComputeInstance, now: Timestamp, palette: Palette) -> String 
         ),
     ));
     fields.push(("Config", config_line(status)));
+    if let Some(tenant) = tenant_line(ci) {
+        fields.push(("Tenant", tenant));
+    }
 
     let mut text = String::new();
     for (label, value) in &fields {
@@ -122,6 +130,39 @@ pub fn render(ci: &ComputeInstance, now: Timestamp, palette: Palette) -> String 
         text.push_str(&indent(&crate::jobs::table(&recent, now, false, palette)));
     }
     text
+}
+
+/// `spec.templateParameters` decoded, one `key=value` per parameter (values as JSON).
+fn parameters(raw: Option<&str>) -> String {
+    match template_parameters::decode(raw) {
+        Ok(map) if map.is_empty() => "none".into(),
+        Ok(map) => map
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        Err(e) => format!("unreadable: {e}"),
+    }
+}
+
+/// The tenant annotation and the Tenant object the runner recorded for it.
+fn tenant_line(ci: &ComputeInstance) -> Option<String> {
+    let name = ci
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(cloudkit_shared::names::TENANT_ANNOTATION));
+    let reference = ci.status.as_ref().and_then(|s| s.tenant_reference.as_ref());
+    match (name, reference) {
+        (None, None) => None,
+        (Some(n), None) => Some(format!("{n} (no Tenant object yet)")),
+        (name, Some(r)) => Some(format!(
+            "{} (Tenant {}/{})",
+            name.map_or("-", String::as_str),
+            r.namespace,
+            r.name
+        )),
+    }
 }
 
 fn at_and_age(t: &Time, now: Timestamp) -> String {
@@ -222,6 +263,7 @@ mod tests {
             "vm-1",
             ComputeInstanceSpec {
                 template_id: "small_vm".into(),
+                template_parameters: Some(r#"{"cpu_cores": 2, "disk": "20Gi"}"#.into()),
                 restart_requested_at: Some(t("2026-11-22T13:00:00Z")),
                 cancel_requested_at: Some(t("2026-11-22T11:59:30Z")),
                 ..Default::default()
@@ -268,6 +310,7 @@ mod tests {
 Name:          vm-1
 Namespace:     team-a
 Template:      small_vm
+Parameters:    cpu_cores=2, disk=\"20Gi\"
 Phase:         Running
 Created:       2026-11-22T09:59:00Z (121m ago)
 VM:            team-a/vm-1
@@ -304,6 +347,7 @@ Jobs (last 5 of 7; kubectl cloudkit jobs vm-1 for all):
 Name:          new
 Namespace:     ns
 Template:      t
+Parameters:    none
 Phase:         - (not seen by the runner yet)
 Created:       -
 VM:            - (none yet)
@@ -332,5 +376,17 @@ Jobs:          none yet
         status.last_restarted_at = Some(t("2026-11-22T13:00:00Z"));
         status.last_cancel_requested_at = Some(t("2026-11-22T11:59:30Z"));
         assert!(pending_requests(&ci, now()).is_empty());
+    }
+}
+
+#[cfg(test)]
+mod parameter_tests {
+    #[test]
+    fn unreadable_parameters_are_named() {
+        let line = super::parameters(Some("[1, 2]"));
+        assert!(
+            line.starts_with("unreadable: spec.templateParameters holds a JSON array"),
+            "{line}"
+        );
     }
 }

@@ -47,6 +47,9 @@ pub enum Error {
         message: String,
     },
 
+    #[error("{0}; fix the field (kubectl edit) so cloudkit can read it")]
+    Unreadable(Box<cloudkit_shared::read::Unreadable>),
+
     #[error("{0}")]
     Time(#[from] TimeError),
 
