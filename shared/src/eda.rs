@@ -70,7 +70,9 @@ pub fn observe(
             format!(
                 "no sign of the provision playbook after {}s: annotation {RECONCILED_CONFIG_VERSION_ANNOTATION} not set to {}{}",
                 deadline.as_secs(),
-                job.config_version.as_deref().unwrap_or("?"),
+                job.config_version
+                    .as_deref()
+                    .unwrap_or("the current spec's version"),
                 if signs.aap_finalizer {
                     ""
                 } else {

@@ -29,7 +29,7 @@
 //! `~/.cache/cloudkit-testbed`; binaries go into a directory named for the versions.
 
 mod binaries;
-mod crds;
+pub mod crds;
 mod error;
 mod kubeconfig;
 mod pki;

@@ -31,23 +31,30 @@ pub fn read(dirs: &[PathBuf]) -> Result<Vec<CustomResourceDefinition>, Error> {
             .collect();
         files.sort();
         for path in files {
-            let err = |message: String| Error::CrdFile {
-                path: path.clone(),
-                message,
-            };
-            let text = std::fs::read_to_string(&path).map_err(|e| err(e.to_string()))?;
-            let documents: Vec<serde_json::Value> =
-                serde_saphyr::from_multiple(&text).map_err(|e| err(e.to_string()))?;
-            for document in documents.into_iter().filter(|d| !d.is_null()) {
-                if document["kind"] != "CustomResourceDefinition" {
-                    return Err(err(format!(
-                        "expected only CustomResourceDefinitions, found kind {}",
-                        document["kind"]
-                    )));
-                }
-                crds.push(serde_json::from_value(document).map_err(|e| err(e.to_string()))?);
-            }
+            crds.extend(read_file(&path)?);
         }
+    }
+    Ok(crds)
+}
+
+/// Every CRD in one YAML file.
+pub fn read_file(path: &Path) -> Result<Vec<CustomResourceDefinition>, Error> {
+    let err = |message: String| Error::CrdFile {
+        path: path.to_path_buf(),
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    let documents: Vec<serde_json::Value> =
+        serde_saphyr::from_multiple(&text).map_err(|e| err(e.to_string()))?;
+    let mut crds = Vec::new();
+    for document in documents.into_iter().filter(|d| !d.is_null()) {
+        if document["kind"] != "CustomResourceDefinition" {
+            return Err(err(format!(
+                "expected only CustomResourceDefinitions, found kind {}",
+                document["kind"]
+            )));
+        }
+        crds.push(serde_json::from_value(document).map_err(|e| err(e.to_string()))?);
     }
     Ok(crds)
 }
