@@ -478,7 +478,8 @@ impl ControlPlane {
     /// Creates a namespace of its own for one test, named `PREFIX-N`.
     ///
     /// Namespaces are left in place: the data directory goes away with the servers.
-    /// A test may delete its own; the namespace controller then empties and removes it.
+    /// A test may delete its own; the namespace controller then empties and removes it
+    /// (it starts 5 s after the deletion, a fixed delay of Kubernetes).
     pub async fn test_namespace(&self, prefix: &str) -> Result<String, Error> {
         static COUNT: AtomicU64 = AtomicU64::new(1);
         let name = format!(

@@ -10,8 +10,11 @@
 //! come from per-controller service accounts, whose tokens only controllers this bed
 //! does not run would mint.
 //!
-//! The garbage collector reads the served resources at start and then every 30 s: a
-//! CRD a test creates itself is collected only after its next look.
+//! Delays that are Kubernetes' own, not the bed's: the namespace controller waits 5 s
+//! after a namespace is marked for deletion before emptying it (so deleting a namespace
+//! takes a little over 5 s), and the garbage collector reads the served resources at
+//! start and then every 30 s (objects of a CRD a test creates itself are collected only
+//! after its next look).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
