@@ -1,12 +1,14 @@
-//! A real kube-apiserver + etcd for tests, the way controller-runtime's envtest does it.
+//! A real kube-apiserver + etcd for tests, the way controller-runtime's envtest does it,
+//! plus kube-controller-manager with two controllers.
 //!
-//! Both servers are built from the Go module in `tests/controlplane` (pinned releases,
+//! The servers are built from the Go module in `tests/controlplane` (pinned releases,
 //! from the Go module proxy) on first use and cached outside the work tree, then
 //! started on free loopback ports with a throw-away data directory and fresh
 //! certificates. CRD validation, the status subresource, finalizers, conflicts and
-//! RBAC are therefore the real ones. What does not run: no kube-controller-manager
-//! (so no namespace deletion, garbage collection or service accounts' tokens
-//! controller), no scheduler, no kubelet.
+//! RBAC are therefore the real ones, and so are namespace deletion and garbage
+//! collection by ownerReferences (the controller-manager runs only those two
+//! controllers). What does not run: the other controllers (service accounts and their
+//! tokens, ClusterRole aggregation, workloads...), no scheduler, no kubelet.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), cloudkit_testbed::control_plane::Error> {
@@ -29,6 +31,7 @@
 //! `~/.cache/cloudkit-testbed`; binaries go into a directory named for the versions.
 
 mod binaries;
+mod controller_manager;
 pub mod crds;
 mod error;
 mod kubeconfig;
@@ -64,7 +67,8 @@ const READY_TIMEOUT: Duration = Duration::from_secs(120);
 const START_ATTEMPTS: usize = 3;
 const LOG_LINES: usize = 50;
 
-/// A running kube-apiserver + etcd pair. Both are killed when this is dropped.
+/// A running kube-apiserver + etcd pair and the kube-controller-manager. All are killed
+/// when this is dropped.
 pub struct ControlPlane {
     server_url: String,
     pki: Pki,
@@ -76,8 +80,12 @@ pub struct ControlPlane {
     apiserver_command: (PathBuf, Vec<String>),
 }
 
-/// Field order is drop order: the API server before its etcd, the directory last.
+/// Field order is drop order: the controller-manager, the API server, its etcd, the
+/// directory last.
 struct Running {
+    /// Started last, once the CRDs are served, so that the garbage collector's first
+    /// discovery sees them (it looks again only every 30 s).
+    controller_manager: Option<ServerProcess>,
     apiserver: ServerProcess,
     etcd: ServerProcess,
     _dir: TempDir,
@@ -85,11 +93,16 @@ struct Running {
 
 impl Running {
     fn log_tails(&self) -> String {
-        format!(
+        let mut tails = format!(
             "{}\n{}",
             self.etcd.log_tail(LOG_LINES),
             self.apiserver.log_tail(LOG_LINES)
-        )
+        );
+        if let Some(controller_manager) = &self.controller_manager {
+            tails.push('\n');
+            tails.push_str(&controller_manager.log_tail(LOG_LINES));
+        }
+        tails
     }
 }
 
@@ -185,7 +198,12 @@ impl ControlPlane {
             source,
         })?;
 
-        let [etcd_port, peer_port, apiserver_port] = free_ports()?;
+        let [
+            etcd_port,
+            peer_port,
+            apiserver_port,
+            controller_manager_port,
+        ] = free_ports()?;
         let etcd_url = format!("http://127.0.0.1:{etcd_port}");
         let peer_url = format!("http://127.0.0.1:{peer_port}");
         let d = |p: &Path| p.display().to_string();
@@ -221,7 +239,7 @@ impl ControlPlane {
             // Required configuration; nothing ever sends traffic to this range.
             "--service-cluster-ip-range=10.0.0.0/24".to_string(),
             "--authorization-mode=RBAC".to_string(),
-            // No controller-manager mints service account tokens here.
+            // The controller-manager here runs no service account token controller.
             "--disable-admission-plugins=ServiceAccount".to_string(),
         ];
         let apiserver = ServerProcess::start(
@@ -241,6 +259,7 @@ impl ControlPlane {
             admin_kubeconfig,
             kubeconfig_count: AtomicU64::new(0),
             running: Mutex::new(Some(Running {
+                controller_manager: None,
                 apiserver,
                 etcd,
                 _dir: tmp,
@@ -253,7 +272,51 @@ impl ControlPlane {
         let client = cp.client().await?;
         cp.wait_ready(&client).await?;
         crds::install(&client, crds).await?;
+
+        cp.start_controller_manager(
+            &binaries.kube_controller_manager,
+            controller_manager_port,
+            &serving_cert,
+            &serving_key,
+        )
+        .await?;
         Ok(cp)
+    }
+
+    /// Starts kube-controller-manager and waits until its controllers run; prints how
+    /// long that took (start-up of every test binary pays it).
+    async fn start_controller_manager(
+        &self,
+        binary: &Path,
+        port: u16,
+        tls_cert: &Path,
+        tls_key: &Path,
+    ) -> Result<(), Error> {
+        let started = Instant::now();
+        let setup = controller_manager::Setup {
+            kubeconfig: &self.dir.join("kube-controller-manager.kubeconfig"),
+            port,
+            tls_cert,
+            tls_key,
+        };
+        let (user, group) = (controller_manager::USER, controller_manager::GROUP);
+        let document = self.kubeconfig_document(user, Some(group), "default")?;
+        self.write_kubeconfig(setup.kubeconfig, user, &document)?;
+        let mut process = ServerProcess::start(
+            "kube-controller-manager",
+            binary,
+            &setup.args(),
+            self.dir.join("kube-controller-manager.log"),
+        )?;
+        // The same identity and CA, pointed at the controller-manager's own port.
+        let mut config = kubeconfig::to_config(user, document).await?;
+        config.cluster_url = format!("https://127.0.0.1:{port}")
+            .parse()
+            .expect("a valid URL");
+        let probe = kube::Client::try_from(config)?;
+        controller_manager::wait_ready(&mut process, &probe, READY_TIMEOUT, LOG_LINES).await?;
+        eprintln!("kube-controller-manager ready in {:.1?}", started.elapsed());
+        self.with_running(|r| r.controller_manager = Some(process))
     }
 
     /// Kills kube-apiserver (SIGKILL), keeps it down for `down_for`, starts it again on the
@@ -294,6 +357,8 @@ impl ControlPlane {
                 }
                 if started.elapsed() > READY_TIMEOUT {
                     return Err(Error::NotReady {
+                        name: "kube-apiserver",
+                        endpoint: "/readyz",
                         timeout: READY_TIMEOUT,
                         last_answer,
                         logs: running.log_tails(),
@@ -412,8 +477,9 @@ impl ControlPlane {
 
     /// Creates a namespace of its own for one test, named `PREFIX-N`.
     ///
-    /// Namespaces are never deleted: without a controller-manager a deleted namespace
-    /// stays Terminating, and the data directory goes away with the servers anyway.
+    /// Namespaces are left in place: the data directory goes away with the servers.
+    /// A test may delete its own; the namespace controller then empties and removes it
+    /// (it starts 5 s after the deletion, a fixed delay of Kubernetes).
     pub async fn test_namespace(&self, prefix: &str) -> Result<String, Error> {
         static COUNT: AtomicU64 = AtomicU64::new(1);
         let name = format!(
@@ -436,7 +502,7 @@ impl ControlPlane {
         Ok(name)
     }
 
-    /// The last lines of both servers' logs (empty once stopped).
+    /// The last lines of the servers' logs (empty once stopped).
     pub fn logs(&self) -> String {
         let guard = self.running.lock().unwrap_or_else(|e| e.into_inner());
         guard.as_ref().map(Running::log_tails).unwrap_or_default()
@@ -464,10 +530,10 @@ extern "C" fn stop_shared() {
     }
 }
 
-/// Three distinct free ports on 127.0.0.1: all are held at once so none repeats.
-fn free_ports() -> Result<[u16; 3], Error> {
-    let listeners = [(); 3].map(|_| TcpListener::bind("127.0.0.1:0"));
-    let mut ports = [0; 3];
+/// `N` distinct free ports on 127.0.0.1: all are held at once so none repeats.
+fn free_ports<const N: usize>() -> Result<[u16; N], Error> {
+    let listeners = [(); N].map(|_| TcpListener::bind("127.0.0.1:0"));
+    let mut ports = [0; N];
     for (port, listener) in ports.iter_mut().zip(listeners) {
         *port = listener
             .and_then(|l| l.local_addr())
@@ -533,7 +599,7 @@ mod tests {
 
     #[test]
     fn free_ports_are_distinct() {
-        let [a, b, c] = free_ports().unwrap();
+        let [a, b, c] = free_ports::<3>().unwrap();
         assert!(a != b && b != c && a != c);
     }
 }

@@ -1,12 +1,16 @@
 //! The test control plane is a real Kubernetes API server: CRD schema validation, the
 //! status subresource, finalizers, optimistic concurrency and RBAC behave as in a
-//! cluster. Each test takes its own namespace on the control plane shared by this
-//! test binary.
+//! cluster, and so do namespace deletion and garbage collection (kube-controller-manager
+//! runs those two controllers). Each test takes its own namespace on the control plane
+//! shared by this test binary.
 
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use cloudkit_testbed::control_plane::{ControlPlane, KUBERNETES_VERSION};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ObjectMeta, Patch,
     PatchParams, PostParams,
@@ -418,5 +422,231 @@ async fn an_own_control_plane_stops_on_drop() {
     assert!(
         std::net::TcpStream::connect(&addr).is_err(),
         "kube-apiserver still listening on {addr}"
+    );
+}
+
+/// Polls `probe` every 100 ms until it returns `Ok`, whose value it returns. The bound
+/// only keeps a broken bed from hanging the test (the controllers act within a second
+/// or two); on expiry the panic shows the probe's last answer and the servers' logs.
+async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    const BOUND: Duration = Duration::from_secs(60);
+    let deadline = Instant::now() + BOUND;
+    loop {
+        match probe().await {
+            Ok(value) => return value,
+            Err(last) if Instant::now() > deadline => {
+                let logs = ControlPlane::shared().await.unwrap().logs();
+                panic!("waited {BOUND:?} for {what}; last seen: {last}\n{logs}");
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+fn config_map(name: &str, owners: Vec<OwnerReference>) -> ConfigMap {
+    ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            owner_references: Some(owners),
+            ..Default::default()
+        },
+        data: Some([("key".to_string(), "value".to_string())].into()),
+        ..Default::default()
+    }
+}
+
+/// A reference to a ComputeInstance (`controller` marks the managing owner); it blocks
+/// the owner's foreground deletion until the dependent is gone.
+fn owned_by_instance(owner: &DynamicObject, controller: bool) -> OwnerReference {
+    OwnerReference {
+        api_version: "cloudkit.openshift.io/v1alpha1".into(),
+        kind: "ComputeInstance".into(),
+        name: owner.metadata.name.clone().unwrap(),
+        uid: owner.metadata.uid.clone().unwrap(),
+        controller: Some(controller),
+        block_owner_deletion: Some(true),
+    }
+}
+
+fn owned_by_config_map(owner: &ConfigMap) -> OwnerReference {
+    OwnerReference {
+        api_version: "v1".into(),
+        kind: "ConfigMap".into(),
+        name: owner.metadata.name.clone().unwrap(),
+        uid: owner.metadata.uid.clone().unwrap(),
+        controller: Some(false),
+        block_owner_deletion: Some(true),
+    }
+}
+
+/// `Ok` once `name` is gone (404), else what it looks like now.
+async fn gone<K>(api: &Api<K>, name: &str) -> Result<(), String>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    match api.get_opt(name).await {
+        Ok(None) => Ok(()),
+        Ok(Some(object)) => Err(format!(
+            "{name} still exists (deletionTimestamp {:?}, finalizers {:?})",
+            object.meta().deletion_timestamp,
+            object.meta().finalizers
+        )),
+        Err(e) => Err(format!("reading {name}: {e}")),
+    }
+}
+
+/// The namespace controller empties a deleted namespace, custom resources included (it
+/// finds them through discovery), and then removes the namespace itself.
+#[tokio::test]
+async fn a_deleted_namespace_goes_with_everything_in_it() {
+    let cp = ControlPlane::shared().await.unwrap();
+    let ns = cp.test_namespace("ns-delete").await.unwrap();
+    let client = cp.client().await.unwrap();
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    config_maps
+        .create(&PostParams::default(), &config_map("settings", vec![]))
+        .await
+        .unwrap();
+    let instances = instances_in(&ns).await;
+    instances
+        .create(
+            &PostParams::default(),
+            &instance("vm1", json!({ "templateID": "tpl" })),
+        )
+        .await
+        .unwrap();
+
+    let namespaces: Api<Namespace> = Api::all(client);
+    let deleted = namespaces
+        .delete(&ns, &DeleteParams::default())
+        .await
+        .unwrap();
+    // The API server only marks it; emptying and removing it is the controller's work.
+    let marked = deleted
+        .left()
+        .expect("the namespace is marked, not gone at once");
+    let phase = marked.status.and_then(|s| s.phase);
+    assert_eq!(phase.as_deref(), Some("Terminating"));
+
+    eventually(&format!("namespace {ns} to be deleted"), || async {
+        match namespaces.get_opt(&ns).await {
+            Ok(None) => Ok(()),
+            // Conditions tell why it is stuck, e.g. NamespaceDeletionDiscoveryFailure.
+            Ok(Some(namespace)) => Err(format!("{:?}", namespace.status)),
+            Err(e) => Err(e.to_string()),
+        }
+    })
+    .await;
+    // Objects outlive their namespace in storage unless the controller deleted them.
+    let left = config_maps.list(&Default::default()).await.unwrap().items;
+    assert!(left.is_empty(), "ConfigMaps left: {left:?}");
+    let left = instances.list(&Default::default()).await.unwrap().items;
+    assert!(left.is_empty(), "ComputeInstances left: {left:?}");
+}
+
+/// Once its owner is deleted, the garbage collector deletes a dependent; from an object
+/// that still has another owner it removes only the reference to the deleted one.
+#[tokio::test]
+async fn dependents_are_collected_when_their_owner_is_deleted() {
+    let cp = ControlPlane::shared().await.unwrap();
+    let ns = cp.test_namespace("gc-owner").await.unwrap();
+    let config_maps: Api<ConfigMap> = Api::namespaced(cp.client().await.unwrap(), &ns);
+    let instances = instances_in(&ns).await;
+    let create = PostParams::default();
+    let owner = instances
+        .create(&create, &instance("owner", json!({ "templateID": "tpl" })))
+        .await
+        .unwrap();
+    let other_owner = config_maps
+        .create(&create, &config_map("other-owner", vec![]))
+        .await
+        .unwrap();
+    config_maps
+        .create(
+            &create,
+            &config_map("dependent", vec![owned_by_instance(&owner, true)]),
+        )
+        .await
+        .unwrap();
+    let mut co_owned = instance("co-owned", json!({ "templateID": "tpl" }));
+    co_owned.metadata.owner_references = Some(vec![
+        owned_by_instance(&owner, true),
+        owned_by_config_map(&other_owner),
+    ]);
+    instances.create(&create, &co_owned).await.unwrap();
+
+    instances
+        .delete("owner", &DeleteParams::background())
+        .await
+        .unwrap();
+    eventually("the dependent ConfigMap to be collected", || {
+        gone(&config_maps, "dependent")
+    })
+    .await;
+    let owner_uid = owner.metadata.uid.clone().unwrap();
+    let left = eventually(
+        "the co-owned object to lose its dangling reference",
+        || async {
+            match instances.get_opt("co-owned").await {
+                Ok(Some(object)) => {
+                    let refs = object.metadata.owner_references.unwrap_or_default();
+                    if refs.iter().any(|r| r.uid == owner_uid) {
+                        Err(format!("owner references still {refs:?}"))
+                    } else {
+                        Ok(refs)
+                    }
+                }
+                Ok(None) => panic!("co-owned was deleted although another owner remains"),
+                Err(e) => Err(e.to_string()),
+            }
+        },
+    )
+    .await;
+    assert_eq!(left, vec![owned_by_config_map(&other_owner)]);
+}
+
+/// Foreground deletion: the owner stays, marked, until the garbage collector has
+/// deleted the dependents that block owner deletion; only then does it go.
+#[tokio::test]
+async fn a_foreground_deletion_waits_for_blocking_dependents() {
+    let cp = ControlPlane::shared().await.unwrap();
+    let ns = cp.test_namespace("gc-foreground").await.unwrap();
+    let config_maps: Api<ConfigMap> = Api::namespaced(cp.client().await.unwrap(), &ns);
+    let instances = instances_in(&ns).await;
+    let owner = instances
+        .create(
+            &PostParams::default(),
+            &instance("owner", json!({ "templateID": "tpl" })),
+        )
+        .await
+        .unwrap();
+    config_maps
+        .create(
+            &PostParams::default(),
+            &config_map("blocking", vec![owned_by_instance(&owner, true)]),
+        )
+        .await
+        .unwrap();
+
+    let deleted = instances
+        .delete("owner", &DeleteParams::foreground())
+        .await
+        .unwrap();
+    let marked = deleted
+        .left()
+        .expect("the owner is marked, not gone at once");
+    assert_eq!(
+        marked.metadata.finalizers,
+        Some(vec!["foregroundDeletion".to_string()])
+    );
+    eventually("the owner to be deleted", || gone(&instances, "owner")).await;
+    assert_eq!(
+        gone(&config_maps, "blocking").await,
+        Ok(()),
+        "the owner went before its blocking dependent"
     );
 }

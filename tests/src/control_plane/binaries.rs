@@ -1,6 +1,6 @@
-//! Builds kube-apiserver and etcd from the Go module in `tests/controlplane` once per
-//! version and caches them outside the work tree, so `cargo clean` and fresh clones
-//! do not pay the multi-minute build again.
+//! Builds kube-apiserver, kube-controller-manager and etcd from the Go module in
+//! `tests/controlplane` once per version and caches them outside the work tree, so
+//! `cargo clean` and fresh clones do not pay the multi-minute build again.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -18,14 +18,15 @@ pub const ETCD_VERSION: &str = "v3.7.0";
 /// The Go release `tests/controlplane/go.mod` asks for.
 pub const MIN_GO: &str = "1.26";
 
-/// Paths of the two built binaries.
+/// Paths of the built binaries.
 #[derive(Debug, Clone)]
 pub struct Binaries {
     pub kube_apiserver: PathBuf,
+    pub kube_controller_manager: PathBuf,
     pub etcd: PathBuf,
 }
 
-/// The Go module that pins both servers' sources.
+/// The Go module that pins the servers' sources.
 pub fn go_module_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("controlplane")
 }
@@ -46,8 +47,10 @@ pub fn cache_root() -> Result<PathBuf, Error> {
     Err(Error::NoCacheDir)
 }
 
+/// Names the versions and, after them, the set of binaries: a directory built before
+/// kube-controller-manager was added (no `-kcm`) is never taken for a complete one.
 fn cache_key() -> String {
-    format!("k8s-{KUBERNETES_VERSION}-etcd-{ETCD_VERSION}")
+    format!("k8s-{KUBERNETES_VERSION}-etcd-{ETCD_VERSION}-kcm")
 }
 
 /// Returns the cached binaries, building them first if needed. Blocking: minutes on a
@@ -57,6 +60,7 @@ pub fn ensure() -> Result<Binaries, Error> {
     let dir = root.join(cache_key());
     let binaries = Binaries {
         kube_apiserver: dir.join("kube-apiserver"),
+        kube_controller_manager: dir.join("kube-controller-manager"),
         etcd: dir.join("etcd"),
     };
     build_once(
@@ -96,20 +100,36 @@ pub fn build_once<E>(
 
 impl Binaries {
     fn present(&self) -> bool {
-        self.kube_apiserver.is_file() && self.etcd.is_file()
+        [
+            &self.kube_apiserver,
+            &self.kube_controller_manager,
+            &self.etcd,
+        ]
+        .iter()
+        .all(|path| path.is_file())
     }
 }
 
 fn build(dir: &Path) -> Result<(), Error> {
-    let what = format!("kube-apiserver {KUBERNETES_VERSION} and etcd {ETCD_VERSION}");
+    let what = format!(
+        "kube-apiserver and kube-controller-manager {KUBERNETES_VERSION}, etcd {ETCD_VERSION}"
+    );
     GoBuild {
         what: &what,
         how_long: "a few minutes",
         module: go_module_dir(),
         min_go: MIN_GO,
         ldflags: version_ldflags(),
-        packages: &["k8s.io/kubernetes/cmd/kube-apiserver", "./cmd/etcd"],
-        outputs: &[("etcd", "etcd"), ("kube-apiserver", "kube-apiserver")],
+        packages: &[
+            "k8s.io/kubernetes/cmd/kube-apiserver",
+            "k8s.io/kubernetes/cmd/kube-controller-manager",
+            "./cmd/etcd",
+        ],
+        outputs: &[
+            ("etcd", "etcd"),
+            ("kube-apiserver", "kube-apiserver"),
+            ("kube-controller-manager", "kube-controller-manager"),
+        ],
     }
     .run(dir)?;
     Ok(())

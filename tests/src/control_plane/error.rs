@@ -59,9 +59,11 @@ pub enum Error {
     },
 
     #[error(
-        "kube-apiserver was not ready within {timeout:?} (last answer from /readyz: {last_answer})\n{logs}"
+        "{name} was not ready within {timeout:?} (last answer from {endpoint}: {last_answer})\n{logs}"
     )]
     NotReady {
+        name: &'static str,
+        endpoint: &'static str,
         timeout: Duration,
         last_answer: String,
         logs: String,
