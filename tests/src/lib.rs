@@ -1,5 +1,6 @@
 //! cloudkit test bed.
 pub mod aap_sim;
+pub mod ansible_env;
 pub mod bed;
 pub mod bench;
 pub mod control_plane;
