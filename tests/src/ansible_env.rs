@@ -221,8 +221,6 @@ fn install(dir: &Path) -> Result<(), AnsibleEnvError> {
             "--quiet",
         ])
         .args(REQUIREMENTS)
-        // The user's pip configuration must not swap the index or the pins.
-        .env("PIP_CONFIG_FILE", "/dev/null")
         .env_remove("PIP_REQUIRE_VIRTUALENV"))?;
     env.check_complete()?;
     let marker = dir.join(COMPLETE_MARKER);
