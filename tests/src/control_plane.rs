@@ -50,6 +50,7 @@ pub use binaries::{
     last_lines,
 };
 pub use error::Error;
+pub(crate) use process::spawn_tied;
 
 use pki::Pki;
 use process::ServerProcess;

@@ -10,6 +10,7 @@ pub mod krew;
 pub mod kubevirt_sim;
 pub mod observe;
 pub mod release;
+pub mod rulebook;
 pub mod runner_process;
 mod sim_server;
 pub mod stack;
