@@ -12,7 +12,11 @@ use crate::bed::{
 };
 use crate::control_plane::ControlPlane;
 use crate::kubevirt_sim::KubevirtSimulator;
+use crate::rulebook::{Rulebook, WebhookAuth};
 use crate::runner_process::{RunnerProcess, runner_binary, target_dir, workspace_binary};
+
+/// The bearer token between the runner and `up --eda`'s rulebook (loopback only).
+const EDA_TOKEN: &str = "testbed-eda-token";
 
 /// What `up` starts, and how.
 #[derive(Clone, Debug)]
@@ -26,6 +30,9 @@ pub struct StackOptions {
     pub aap_token_file: Option<PathBuf>,
     /// Start everything but the runner.
     pub no_runner: bool,
+    /// Provision through the real ansible-rulebook (the reference rulebook in `ansible/`)
+    /// instead of AAP; the AAP simulator still runs, for a switch back.
+    pub eda: bool,
     /// Namespace the demo's instances live in.
     pub namespace: String,
 }
@@ -38,6 +45,7 @@ impl Default for StackOptions {
             aap_url: None,
             aap_token_file: None,
             no_runner: false,
+            eda: false,
             namespace: "cloudkit-demo".into(),
         }
     }
@@ -67,6 +75,7 @@ pub struct Stack {
     pub client: kube::Client,
     pub aap: Option<AapSimulator>,
     pub kubevirt: KubevirtSimulator,
+    pub rulebook: Option<Rulebook>,
     pub runner: Option<RunnerProcess>,
     pub runner_env: Vec<(String, String)>,
     pub plugin_dir: PathBuf,
@@ -129,7 +138,7 @@ impl Stack {
         };
         let kubevirt = KubevirtSimulator::start(client.clone(), None, Duration::from_millis(500));
         progress.say("KubeVirt simulator running (recreates deleted VMIs)");
-        let runner_env: Vec<(String, String)> = [
+        let mut runner_env: Vec<(String, String)> = [
             ("CLOUDKIT_PROVISIONING_PROVIDER", "aap".to_string()),
             ("CLOUDKIT_AAP_URL", aap_url),
             ("CLOUDKIT_AAP_TOKEN_FILE", token_file.display().to_string()),
@@ -149,6 +158,32 @@ impl Stack {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
+        let rulebook = if options.eda {
+            progress.say("starting ansible-rulebook (the first run installs the Ansible environment from PyPI: a few minutes)");
+            let auth = WebhookAuth::Token(EDA_TOKEN.into());
+            let rulebook = Rulebook::start(cp.kubeconfig_path(), auth.clone()).await?;
+            progress.say(format!(
+                "ansible-rulebook listening at {} (log: {})",
+                rulebook.url(""),
+                rulebook.log_path().display()
+            ));
+            runner_env.retain(|(k, _)| k != "CLOUDKIT_PROVISIONING_PROVIDER");
+            runner_env.extend([
+                ("CLOUDKIT_PROVISIONING_PROVIDER".into(), "eda".into()),
+                (
+                    "CLOUDKIT_COMPUTE_INSTANCE_PROVISION_WEBHOOK".into(),
+                    rulebook.provision_url(),
+                ),
+                (
+                    "CLOUDKIT_COMPUTE_INSTANCE_DEPROVISION_WEBHOOK".into(),
+                    rulebook.deprovision_url(),
+                ),
+                auth.runner_env(),
+            ]);
+            Some(rulebook)
+        } else {
+            None
+        };
         let runner = if options.no_runner {
             None
         } else {
@@ -165,6 +200,7 @@ impl Stack {
             client,
             aap,
             kubevirt,
+            rulebook,
             runner,
             runner_env,
             plugin_dir,
@@ -187,6 +223,12 @@ impl Stack {
             }
             out.push_str("cargo run -p cloudkit-runner\n");
         }
+        if let Some(rulebook) = &self.rulebook {
+            out.push_str(&format!(
+                "\n# provider: EDA, the real ansible-rulebook; its log (playbook output too):\ntail -f {}\n",
+                rulebook.log_path().display()
+            ));
+        }
         let ns = &self.options.namespace;
         out.push_str(&format!(
             "\n# then try:\nkubectl apply -n {ns} -f manifests/samples/computeinstance.yaml\nkubectl cloudkit list -n {ns}\nkubectl cloudkit jobs -n {ns} NAME --watch\nkubectl cloudkit restart -n {ns} NAME --wait\nkubectl cloudkit describe -n {ns} NAME\n"
@@ -202,6 +244,10 @@ impl Stack {
                 "cloudkit-runner stopped ({})",
                 status.map(|s| s.to_string()).unwrap_or_default()
             ));
+        }
+        if let Some(rulebook) = self.rulebook.take() {
+            drop(rulebook);
+            progress.say("ansible-rulebook stopped");
         }
         if let Some(sim) = self.aap.take() {
             sim.stop().await;

@@ -43,9 +43,25 @@ fn alive(pid: u32) -> bool {
 
 #[test]
 fn up_stops_everything_on_sigterm() {
+    let printed = up_then_sigterm(&["up", "--job-duration", "1s"], 3);
+    assert!(printed.contains("kubectl cloudkit"), "{printed}");
+}
+
+/// `up --eda` runs the real ansible-rulebook beside the rest, and stops it too.
+#[test]
+fn up_eda_runs_the_real_rulebook_and_stops_it() {
+    let printed = up_then_sigterm(&["up", "--eda"], 4);
+    assert!(printed.contains("provider: EDA"), "{printed}");
+    assert!(printed.contains("ansible-rulebook.log"), "{printed}");
+}
+
+/// Runs `testbed ARGS`, waits for its instructions, checks that at least `processes`
+/// children run, sends SIGTERM and checks that it exits cleanly leaving none behind.
+/// Returns what it printed.
+fn up_then_sigterm(args: &[&str], processes: usize) -> String {
     let bin = workspace_binary("cloudkit-testbed", "testbed").expect("testbed builds");
     let mut child = Command::new(bin)
-        .args(["up", "--job-duration", "1s"])
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -61,11 +77,10 @@ fn up_stops_everything_on_sigterm() {
         }
     }
     assert!(printed.contains("export KUBECONFIG="), "{printed}");
-    assert!(printed.contains("kubectl cloudkit"), "{printed}");
     let children = descendants(child.id());
     assert!(
-        children.len() >= 3,
-        "etcd, kube-apiserver and the runner run: {children:?}"
+        children.len() >= processes,
+        "etcd, kube-apiserver, the runner (and ansible-rulebook) run: {children:?}"
     );
     // SAFETY: kill(2) on our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
@@ -84,4 +99,5 @@ fn up_stops_everything_on_sigterm() {
     std::thread::sleep(Duration::from_millis(500));
     let left: Vec<_> = children.into_iter().filter(|p| alive(*p)).collect();
     assert!(left.is_empty(), "processes left behind: {left:?}");
+    printed
 }

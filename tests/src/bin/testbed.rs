@@ -29,6 +29,10 @@ struct Cli {
     /// Start everything but the runner (run your own build against the bed).
     #[arg(long, global = true)]
     no_runner: bool,
+    /// Provision through real Event-Driven Ansible: ansible-rulebook running
+    /// ansible/rulebooks/cloudkit-webhook.yml (the first run installs Ansible from PyPI).
+    #[arg(long, global = true)]
+    eda: bool,
 }
 
 #[derive(Subcommand)]
@@ -72,12 +76,19 @@ async fn main() {
     if !(0.0..1.0).contains(&cli.error_rate) {
         exit(2, "--error-rate must be at least 0 and below 1, e.g. 0.1");
     }
+    if cli.eda && !matches!(cli.command, Cmd::Up) {
+        exit(
+            2,
+            "--eda works with `up` only: the demo cancels jobs, which EDA cannot",
+        );
+    }
     let options = StackOptions {
         job_duration,
         error_rate: cli.error_rate,
         aap_url: cli.aap_url,
         aap_token_file: cli.aap_token_file,
         no_runner: cli.no_runner,
+        eda: cli.eda,
         ..StackOptions::default()
     };
     let progress = Progress::new();
