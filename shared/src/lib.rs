@@ -15,6 +15,7 @@ mod schema;
 pub mod settings;
 pub mod signals;
 pub mod template_parameters;
+pub mod tenant;
 
 pub use instance::{
     ComputeInstance, ComputeInstanceSpec, ComputeInstanceStatus, DeprovisionFailurePolicy,
@@ -30,4 +31,10 @@ pub struct CrdError(#[from] serde_saphyr::SerializeError);
 pub fn crd_yaml() -> Result<String, CrdError> {
     use kube::CustomResourceExt;
     Ok(serde_saphyr::to_string(&ComputeInstance::crd())?)
+}
+
+/// The `Tenant` CustomResourceDefinition as YAML (what `crdgen tenant` prints).
+pub fn tenant_crd_yaml() -> Result<String, CrdError> {
+    use kube::CustomResourceExt;
+    Ok(serde_saphyr::to_string(&tenant::Tenant::crd())?)
 }

@@ -17,6 +17,25 @@ fn checked_in_crd_matches_crdgen() {
 }
 
 #[test]
+fn checked_in_tenant_crd_matches_crdgen() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../crds/tenant.yaml");
+    let checked_in = std::fs::read_to_string(path).expect("crds/tenant.yaml is checked in");
+    let generated = cloudkit_shared::tenant_crd_yaml().expect("CRD renders");
+    assert!(
+        generated == checked_in,
+        "crds/tenant.yaml is stale: run `cargo crdgen tenant > crds/tenant.yaml`"
+    );
+    // spec.name is immutable, as upstream has it.
+    let crd: Value = serde_saphyr::from_str(&checked_in).unwrap();
+    let name = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+        ["name"];
+    assert_eq!(
+        name["x-kubernetes-validations"][0]["rule"],
+        "self == oldSelf"
+    );
+}
+
+#[test]
 fn crd_schema_is_structural() {
     let crd: Value = serde_saphyr::from_str(&checked_in()).unwrap();
     let version = &crd["spec"]["versions"][0];

@@ -117,13 +117,14 @@ fn now_secs() -> Timestamp {
 
 #[tokio::test]
 async fn crd_in_manifests_is_the_checked_in_crd() {
-    let checked_in = std::fs::read_to_string(repo().join("crds/computeinstance.yaml")).unwrap();
-    let copy = std::fs::read_to_string(manifests_dir().join("crd/computeinstance.yaml")).unwrap();
-    assert!(
-        copy == checked_in,
-        "manifests/crd/computeinstance.yaml differs from crds/computeinstance.yaml; \
-         refresh it: cp crds/computeinstance.yaml manifests/crd/computeinstance.yaml"
-    );
+    for file in ["computeinstance.yaml", "tenant.yaml"] {
+        let checked_in = std::fs::read_to_string(repo().join("crds").join(file)).unwrap();
+        let copy = std::fs::read_to_string(manifests_dir().join("crd").join(file)).unwrap();
+        assert!(
+            copy == checked_in,
+            "manifests/crd/{file} differs from crds/{file}; refresh it: cp crds/{file} manifests/crd/{file}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
