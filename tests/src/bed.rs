@@ -14,6 +14,7 @@ use crate::aap_sim::{
 use crate::control_plane::ControlPlane;
 use crate::eda_sim::{EdaSimConfig, EdaSimulator};
 use crate::kubevirt_sim::KubevirtSimulator;
+use crate::rulebook::{Rulebook, WebhookAuth};
 use crate::runner_process::RunnerProcess;
 
 pub const PROVISION_TEMPLATE: &str = "cloudkit-create-compute-instance";
@@ -30,6 +31,8 @@ pub struct Bed {
     pub runner: Option<RunnerProcess>,
     /// Started on demand by [`Bed::start_eda`].
     pub eda: Option<EdaSimulator>,
+    /// The real ansible-rulebook, started on demand by [`Bed::start_rulebook`].
+    pub rulebook: Option<Rulebook>,
     pub dir: TempDir,
 }
 
@@ -78,6 +81,7 @@ impl Bed {
             kubevirt,
             runner: None,
             eda: None,
+            rulebook: None,
             dir: tempfile::tempdir()?,
         })
     }
@@ -106,6 +110,33 @@ impl Bed {
             ("CLOUDKIT_EDA_TOKEN".into(), EDA_TOKEN.into()),
         ];
         self.eda = Some(sim);
+        Ok(env)
+    }
+
+    /// Starts the real ansible-rulebook with the reference rulebook (`ansible/`), its
+    /// playbooks acting as the bed's administrator; returns the runner settings that
+    /// select it, authenticated by `auth`.
+    pub async fn start_rulebook(
+        &mut self,
+        auth: WebhookAuth,
+    ) -> anyhow::Result<Vec<(String, String)>> {
+        let rulebook = Rulebook::start(self.cp.kubeconfig_path(), auth.clone()).await?;
+        let env = vec![
+            (
+                "CLOUDKIT_PROVISIONING_PROVIDER".to_string(),
+                "eda".to_string(),
+            ),
+            (
+                "CLOUDKIT_COMPUTE_INSTANCE_PROVISION_WEBHOOK".into(),
+                rulebook.provision_url(),
+            ),
+            (
+                "CLOUDKIT_COMPUTE_INSTANCE_DEPROVISION_WEBHOOK".into(),
+                rulebook.deprovision_url(),
+            ),
+            auth.runner_env(),
+        ];
+        self.rulebook = Some(rulebook);
         Ok(env)
     }
 
@@ -226,8 +257,13 @@ impl Bed {
             if Instant::now() > deadline {
                 let logs = self.runner_logs();
                 let tail: Vec<&str> = logs.lines().rev().take(40).collect();
+                let rulebook = self
+                    .rulebook
+                    .as_ref()
+                    .map(|r| format!("\n{}", r.log_tail(40)))
+                    .unwrap_or_default();
                 anyhow::bail!(
-                    "timed out after {timeout:?} waiting for {name}: {what}\ninstance: {}\nrunner log (newest first):\n{}",
+                    "timed out after {timeout:?} waiting for {name}: {what}\ninstance: {}\nrunner log (newest first):\n{}{rulebook}",
                     serde_json::to_string_pretty(&current).unwrap_or_default(),
                     tail.join("\n")
                 );

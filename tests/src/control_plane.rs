@@ -47,8 +47,10 @@ use tempfile::TempDir;
 
 pub use binaries::{
     ETCD_VERSION, GoBuild, GoBuildError, KUBERNETES_VERSION, build_once, cache_root, go_module_dir,
+    last_lines,
 };
 pub use error::Error;
+pub(crate) use process::spawn_tied;
 
 use pki::Pki;
 use process::ServerProcess;

@@ -87,10 +87,23 @@ mod webhook {
         assert_eq!(event.flavor, Flavor::Webhook);
         assert_eq!(event.payload(), &body);
         assert_eq!(event.endpoint(), Some("provision"));
-        assert_eq!(event.event["meta"]["headers"]["x-custom"], "yes");
+        // As aiohttp under the real source: its known names in its own spelling, others
+        // as sent (reqwest sends lower case).
+        let meta = &event.event["meta"];
+        assert_eq!(meta["headers"]["x-custom"], "yes");
+        assert_eq!(meta["headers"]["Content-Type"], "application/json");
+        assert!(meta["headers"].get("content-type").is_none());
+        // What the engine adds to every event.
+        assert_eq!(meta["uuid"].as_str().map(str::len), Some(36), "{meta}");
+        assert!(
+            meta["received_at"]
+                .as_str()
+                .is_some_and(|t| t.ends_with('Z')),
+            "{meta}"
+        );
         assert_eq!(
-            event.event["meta"]["headers"]["content-type"],
-            "application/json"
+            meta["source"],
+            json!({"name": "cloudkit", "type": "eda.builtin.webhook"})
         );
         assert_eq!(
             event.instance,

@@ -47,6 +47,26 @@ fn spawn(command: Command) -> io::Result<Child> {
         .map_err(|_| io::Error::other("spawner thread is gone"))?
 }
 
+/// Spawns `command` so that it gets SIGKILL when this process dies (see the module
+/// comment): for every long-running child of the test bed.
+pub(crate) fn spawn_tied(mut command: Command) -> io::Result<Child> {
+    let parent = std::process::id();
+    // SAFETY: between fork and exec only async-signal-safe calls (prctl, getppid).
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // The parent may have died before prctl took effect: then no signal comes.
+            if libc::getppid() as u32 != parent {
+                return Err(io::Error::other("parent exited during spawn"));
+            }
+            Ok(())
+        });
+    }
+    spawn(command)
+}
+
 /// A running server. Killed (SIGKILL) and reaped on drop.
 pub struct ServerProcess {
     pub name: &'static str,
@@ -69,27 +89,13 @@ impl ServerProcess {
         };
         let out = File::create(&log).map_err(spawn_err)?;
         let err = out.try_clone().map_err(spawn_err)?;
-        let parent = std::process::id();
         let mut command = Command::new(binary);
         command
             .args(args)
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err);
-        // SAFETY: between fork and exec only async-signal-safe calls (prctl, getppid).
-        unsafe {
-            command.pre_exec(move || {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                // The parent may have died before prctl took effect: then no signal comes.
-                if libc::getppid() as u32 != parent {
-                    return Err(io::Error::other("parent exited during spawn"));
-                }
-                Ok(())
-            });
-        }
-        let child = spawn(command).map_err(spawn_err)?;
+        let child = spawn_tied(command).map_err(spawn_err)?;
         Ok(Self { name, child, log })
     }
 
