@@ -1650,6 +1650,7 @@ async fn every_route_handles_exactly_the_methods_its_allow_header_lists() {
         "job_templates/".to_owned(),
         format!("job_templates/{PROVISION}/"),
         format!("job_templates/{PROVISION}/launch/"),
+        format!("job_templates/{PROVISION}/jobs/"),
         "workflow_job_templates/".to_owned(),
         format!("workflow_job_templates/{WORKFLOW}/launch/"),
         "jobs/".to_owned(),
@@ -1752,4 +1753,35 @@ async fn options_describe_the_fields_and_need_credentials_like_get() {
     );
     // Metadata is not the resource: it is kept out of the resource's counters.
     assert_eq!(sim.counter(Endpoint::TemplateLookup).requests, 0);
+}
+
+#[tokio::test]
+async fn a_template_lists_its_own_jobs_as_awxkit_reads_a_launch_back() {
+    let (_sim, api) = start(config()).await;
+    let provision = api.launch(PROVISION, json!({})).await;
+    api.launch(DEPROVISION, json!({})).await;
+    let r = api
+        .get(&format!("job_templates/{PROVISION}/jobs/?id={provision}"))
+        .await
+        .json();
+    assert_eq!(r["count"], 1);
+    assert_eq!(r["results"][0]["id"], provision);
+    let r = api
+        .get(&format!("job_templates/{PROVISION}/jobs/"))
+        .await
+        .json();
+    assert_eq!(r["count"], 1, "only this template's jobs");
+    assert_eq!(
+        api.get("job_templates/999/jobs/").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        api.get(&format!(
+            "workflow_job_templates/{PROVISION}/workflow_jobs/"
+        ))
+        .await
+        .status,
+        StatusCode::NOT_FOUND,
+        "a job template is no workflow job template"
+    );
 }

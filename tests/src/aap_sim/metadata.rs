@@ -293,6 +293,16 @@ fn view(route: Route) -> View {
             list: true,
             ..View::plain(kind_name(kind, "Jobs", "Workflow Jobs"))
         },
+        Route::TemplateJobs(kind, _) => View {
+            get: Some(job_fields(kind)),
+            types: Some(vec![job_type(kind)]),
+            list: true,
+            ..View::plain(kind_name(
+                kind,
+                "Job Template Jobs List",
+                "Workflow Job Template Workflow Jobs List",
+            ))
+        },
         Route::JobDetail(kind, _) => View {
             get: Some(job_fields(kind)),
             types: Some(vec![job_type(kind)]),

@@ -306,6 +306,14 @@ impl AapSimulator {
             .collect()
     }
 
+    /// Jobs launched from one template, by id.
+    pub fn jobs_of_template(&self, template_id: u64) -> Vec<JobRecord> {
+        self.jobs()
+            .into_iter()
+            .filter(|j| j.template_id == template_id)
+            .collect()
+    }
+
     /// Purges a job (as AWX's cleanup_jobs does): it answers 404 from now on and stops
     /// where it is. False if there is no such job.
     pub fn purge_job(&self, id: u64) -> bool {

@@ -23,6 +23,8 @@ pub(crate) enum Route {
     TemplateDetail(JobKind, u64),
     Launch(JobKind, u64),
     JobList(JobKind),
+    /// `job_templates/{id}/jobs/`, `workflow_job_templates/{id}/workflow_jobs/`.
+    TemplateJobs(JobKind, u64),
     JobDetail(JobKind, u64),
     Cancel(JobKind, u64),
     Stdout(u64),
@@ -108,6 +110,10 @@ fn route(segments: &[&str]) -> Option<Route> {
             None => Route::JobDetail(job_kind(t)?, id(n)?),
         },
         [t, n, "launch"] => Route::Launch(template_kind(t)?, id(n)?),
+        ["job_templates", n, "jobs"] => Route::TemplateJobs(JobKind::Job, id(n)?),
+        ["workflow_job_templates", n, "workflow_jobs"] => {
+            Route::TemplateJobs(JobKind::Workflow, id(n)?)
+        }
         [t, n, "cancel"] => Route::Cancel(job_kind(t)?, id(n)?),
         ["jobs", n, "stdout"] => Route::Stdout(id(n)?),
         _ => return None,
@@ -123,7 +129,7 @@ impl Route {
                 Endpoint::TemplateLookup
             }
             Route::Launch(..) => Endpoint::Launch,
-            Route::JobList(_) => Endpoint::JobList,
+            Route::JobList(_) | Route::TemplateJobs(..) => Endpoint::JobList,
             Route::JobDetail(..) => Endpoint::JobDetail,
             Route::Cancel(..) if method == Method::POST => Endpoint::Cancel,
             Route::Cancel(..) => Endpoint::CancelCheck,

@@ -201,7 +201,10 @@ fn view(
         Route::Launch(kind, id) if method == Method::POST => {
             launch::launch(shared, kind, id, access, body)
         }
-        Route::JobList(kind) if get => job_views::list(shared, kind, params, path),
+        Route::JobList(kind) if get => job_views::list(shared, kind, None, params, path),
+        Route::TemplateJobs(kind, id) if get => {
+            job_views::list(shared, kind, Some(id), params, path)
+        }
         Route::JobDetail(kind, id) if get => job_views::detail(shared, kind, id),
         Route::JobDetail(kind, id) if method == Method::DELETE => {
             job_views::delete(shared, kind, id, access)
