@@ -32,6 +32,7 @@ mod launch;
 mod ledger;
 mod metadata;
 mod organization_views;
+mod playbook;
 mod pyjson;
 mod query;
 mod responses;
@@ -59,6 +60,7 @@ pub use jobs::{InstanceRef, JobRecord, JobStatus, StatusChange};
 pub use ledger::{
     EffectOutcome, EffectRecord, EndpointCounters, LedgerSnapshot, Overlap, RequestRecord,
 };
+pub use playbook::PlaybookRun;
 
 use state::Shared;
 
