@@ -115,6 +115,10 @@ impl Api {
         self.send(self.http.post(self.url(path)).json(body)).await
     }
 
+    async fn request(&self, method: reqwest::Method, path: &str) -> Reply {
+        self.send(self.http.request(method, self.url(path))).await
+    }
+
     async fn launch(&self, template: u64, extra_vars: Value) -> u64 {
         let reply = self
             .post(
@@ -1431,4 +1435,353 @@ async fn a_stopped_simulator_refuses_connections_even_on_kept_alive_ones() {
         .await
         .unwrap_err();
     assert!(err.is_connect() || err.is_request(), "{err:?}");
+}
+
+// ---- what other AWX clients read first: roots, config, organizations, OPTIONS ---------
+
+#[tokio::test]
+async fn api_roots_list_the_versions_under_each_prefix_without_credentials() {
+    let (sim, api) = start(config()).await;
+    let anonymous = Api::with_token(&sim, None);
+    for prefix in ["/api", "/api/controller"] {
+        let r = anonymous.get(&format!("{prefix}/")).await;
+        assert_eq!(r.status, StatusCode::OK, "{prefix}: {}", r.text);
+        let body = r.json();
+        let v2 = format!("{prefix}/v2/");
+        assert_eq!(body["current_version"], v2.as_str());
+        assert_eq!(body["available_versions"], json!({ "v2": v2 }));
+        assert_eq!(body["description"], "AWX REST API");
+        // Django's slash redirect applies to the root too.
+        let r = anonymous.get(prefix).await;
+        assert_eq!(r.status, StatusCode::MOVED_PERMANENTLY);
+        assert_eq!(r.headers[LOCATION], format!("{prefix}/").as_str());
+    }
+    let root = anonymous.get("").await;
+    assert_eq!(root.status, StatusCode::OK);
+    let root = root.json();
+    for name in ["config", "organizations", "unified_job_templates", "jobs"] {
+        assert_eq!(
+            root[name],
+            format!("/api/controller/v2/{name}/").as_str(),
+            "{root}"
+        );
+    }
+    // An unknown token is no user (anonymous is allowed here); a wrong password is a 401.
+    assert_eq!(
+        Api::with_token(&sim, Some("wrong")).get("").await.status,
+        StatusCode::OK
+    );
+    let r = api
+        .http
+        .get(api.url(""))
+        .basic_auth("admin", Some("nope"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = api.post("/api/", &json!({})).await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(r.headers["allow"], "GET, HEAD, OPTIONS");
+}
+
+#[tokio::test]
+async fn config_needs_credentials_and_reports_the_version_of_ping_and_the_headers() {
+    let (sim, api) = start(config().token("viewer", Access::ReadOnly)).await;
+    let r = Api::with_token(&sim, None).get("config/").await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let r = api.get("config/").await;
+    assert_eq!(r.status, StatusCode::OK);
+    let version = r.headers["x-api-product-version"].to_str().unwrap();
+    assert_eq!(r.headers["x-api-product-name"], "AWX");
+    let body = r.json();
+    assert_eq!(body["version"], version);
+    assert_eq!(body["license_info"]["license_type"], "open");
+    assert_eq!(body["time_zone"], "UTC");
+    assert!(body["project_base_dir"].is_string());
+    assert_eq!(api.get("ping/").await.json()["version"], version);
+    // Without admin rights the project paths stay out.
+    let viewer = Api::with_token(&sim, Some("viewer"))
+        .get("config/")
+        .await
+        .json();
+    assert_eq!(viewer["version"], version);
+    assert!(viewer.get("project_base_dir").is_none());
+}
+
+#[tokio::test]
+async fn organizations_are_found_by_name_and_match_the_template_summaries() {
+    let (sim, api) =
+        start(config().template(TemplateConfig::job(30, "elsewhere").organization("Other"))).await;
+    let all = api.get("organizations/").await.json();
+    assert_eq!(all["count"], 2);
+    let names: Vec<&str> = all["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Default", "Other"], "ordered by name");
+
+    let r = api.get("organizations/?name=Other").await.json();
+    assert_eq!(r["count"], 1);
+    let other = &r["results"][0];
+    let id = other["id"].as_u64().unwrap();
+    assert_eq!(other["type"], "organization");
+    assert_eq!(
+        other["url"],
+        format!("/api/controller/v2/organizations/{id}/").as_str()
+    );
+    assert_eq!(
+        other["summary_fields"]["related_field_counts"]["job_templates"],
+        1
+    );
+
+    let template = api.get("job_templates/30/").await.json();
+    assert_eq!(template["organization"], id);
+    assert_eq!(template["summary_fields"]["organization"]["id"], id);
+    assert_eq!(template["summary_fields"]["organization"]["name"], "Other");
+    assert_eq!(template["related"]["organization"], other["url"]);
+
+    // Templates filter by the organization's id, as awx.awx looks them up.
+    let r = api
+        .get(&format!("job_templates/?name=elsewhere&organization={id}"))
+        .await
+        .json();
+    assert_eq!(r["count"], 1);
+    let r = api
+        .get(&format!("job_templates/?name=unprompted&organization={id}"))
+        .await
+        .json();
+    assert_eq!(r["count"], 0);
+
+    let detail = api.get(&format!("organizations/{id}/")).await;
+    assert_eq!(detail.status, StatusCode::OK);
+    assert_eq!(&detail.json(), other);
+    assert_eq!(
+        api.get("organizations/99/").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(api.get("organizations/?name=Nope").await.json()["count"], 0);
+    assert_eq!(
+        api.get("organizations/?colour=red").await.status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        Api::with_token(&sim, None)
+            .get("organizations/")
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn unified_job_templates_hold_both_kinds_each_as_its_own_type() {
+    let (_sim, api) = start(config()).await;
+    let r = api
+        .get("unified_job_templates/?name=cloudkit+provision")
+        .await
+        .json();
+    assert_eq!(r["count"], 2);
+    let mut found: Vec<(String, u64)> = r["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["type"].as_str().unwrap().to_owned(),
+                t["id"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    found.sort();
+    assert_eq!(
+        found,
+        [
+            ("job_template".to_owned(), PROVISION),
+            ("workflow_job_template".to_owned(), WORKFLOW)
+        ]
+    );
+    // What ansible-rulebook reads from each entry.
+    for t in r["results"].as_array().unwrap() {
+        for field in [
+            "ask_limit_on_launch",
+            "ask_labels_on_launch",
+            "ask_inventory_on_launch",
+            "ask_variables_on_launch",
+        ] {
+            assert!(t[field].is_boolean(), "{field} in {t}");
+        }
+        assert_eq!(t["summary_fields"]["organization"]["name"], "Default");
+        assert!(
+            t["related"]["launch"]
+                .as_str()
+                .unwrap()
+                .ends_with("/launch/")
+        );
+    }
+    let r = api
+        .get("unified_job_templates/?name=cloudkit+provision&type=workflow_job_template")
+        .await
+        .json();
+    assert_eq!(r["count"], 1);
+    assert_eq!(r["results"][0]["id"], WORKFLOW);
+    let r = api.get("unified_job_templates/?type=project").await.json();
+    assert_eq!(r["count"], 0);
+    let r = api.get("unified_job_templates/").await.json();
+    assert_eq!(r["count"], 4);
+}
+
+#[tokio::test]
+async fn every_route_handles_exactly_the_methods_its_allow_header_lists() {
+    let (sim, api) = start(config()).await;
+    sim.set_template_behavior(DEPROVISION, JobBehavior::default().hold_running());
+    let running = api.launch(DEPROVISION, json!({})).await;
+    let done = api.launch(PROVISION, json!({})).await;
+    sim.wait_for_terminal(done, WAIT).await.unwrap();
+    let paths = [
+        "/api/".to_owned(),
+        String::new(),
+        "ping/".to_owned(),
+        "config/".to_owned(),
+        "organizations/".to_owned(),
+        "organizations/1/".to_owned(),
+        "unified_job_templates/".to_owned(),
+        "job_templates/".to_owned(),
+        format!("job_templates/{PROVISION}/"),
+        format!("job_templates/{PROVISION}/launch/"),
+        format!("job_templates/{PROVISION}/jobs/"),
+        "workflow_job_templates/".to_owned(),
+        format!("workflow_job_templates/{WORKFLOW}/launch/"),
+        "jobs/".to_owned(),
+        format!("jobs/{done}/"),
+        format!("jobs/{running}/cancel/"),
+        format!("jobs/{done}/stdout/"),
+        "workflow_jobs/".to_owned(),
+    ];
+    use reqwest::Method as M;
+    let methods = [
+        M::GET,
+        M::POST,
+        M::PUT,
+        M::PATCH,
+        M::DELETE,
+        M::HEAD,
+        M::OPTIONS,
+    ];
+    for path in &paths {
+        let options = api.request(M::OPTIONS, path).await;
+        assert_eq!(
+            options.status,
+            StatusCode::OK,
+            "OPTIONS {path}: {}",
+            options.text
+        );
+        let allow = options.headers["allow"].to_str().unwrap().to_owned();
+        assert!(allow.ends_with("HEAD, OPTIONS"), "{path}: {allow}");
+        for method in &methods {
+            let r = api.request(method.clone(), path).await;
+            let listed = allow.split(", ").any(|m| m == method.as_str());
+            assert_eq!(
+                r.status == StatusCode::METHOD_NOT_ALLOWED,
+                !listed,
+                "{method} {path} answered {} with Allow: {allow}",
+                r.status
+            );
+            assert_eq!(
+                r.headers["allow"].to_str().unwrap(),
+                allow,
+                "{method} {path}"
+            );
+            assert_eq!(r.headers["x-api-product-name"], "AWX", "{method} {path}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn options_describe_the_fields_and_need_credentials_like_get() {
+    let (sim, api) = start(config().token("viewer", Access::ReadOnly)).await;
+    let r = api
+        .request(reqwest::Method::OPTIONS, "job_templates/")
+        .await
+        .json();
+    assert_eq!(r["name"], "Job Templates");
+    assert_eq!(r["types"], json!(["job_template"]));
+    assert_eq!(r["max_page_size"], 200);
+    let get = &r["actions"]["GET"];
+    assert_eq!(get["name"]["type"], "string");
+    assert_eq!(get["name"]["filterable"], true);
+    assert_eq!(get["organization"]["type"], "id");
+    assert!(
+        r["actions"].get("POST").is_none(),
+        "the simulator creates no templates"
+    );
+
+    // DRF describes a detail view without looking the object up.
+    let r = api
+        .request(reqwest::Method::OPTIONS, "job_templates/12345/")
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.headers["allow"], "GET, HEAD, OPTIONS");
+
+    let launch = format!("job_templates/{PROVISION}/launch/");
+    let r = api.request(reqwest::Method::OPTIONS, &launch).await.json();
+    assert_eq!(r["actions"]["POST"]["extra_vars"]["type"], "json");
+    // A credential that may not launch gets no POST action.
+    let viewer = Api::with_token(&sim, Some("viewer"));
+    let r = viewer
+        .request(reqwest::Method::OPTIONS, &launch)
+        .await
+        .json();
+    assert!(r["actions"].get("POST").is_none(), "{r}");
+    assert!(r["actions"]["GET"].is_object());
+
+    let anonymous = Api::with_token(&sim, None);
+    assert_eq!(
+        anonymous
+            .request(reqwest::Method::OPTIONS, "jobs/")
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        anonymous
+            .request(reqwest::Method::OPTIONS, "/api/")
+            .await
+            .status,
+        StatusCode::OK
+    );
+    // Metadata is not the resource: it is kept out of the resource's counters.
+    assert_eq!(sim.counter(Endpoint::TemplateLookup).requests, 0);
+}
+
+#[tokio::test]
+async fn a_template_lists_its_own_jobs_as_awxkit_reads_a_launch_back() {
+    let (_sim, api) = start(config()).await;
+    let provision = api.launch(PROVISION, json!({})).await;
+    api.launch(DEPROVISION, json!({})).await;
+    let r = api
+        .get(&format!("job_templates/{PROVISION}/jobs/?id={provision}"))
+        .await
+        .json();
+    assert_eq!(r["count"], 1);
+    assert_eq!(r["results"][0]["id"], provision);
+    let r = api
+        .get(&format!("job_templates/{PROVISION}/jobs/"))
+        .await
+        .json();
+    assert_eq!(r["count"], 1, "only this template's jobs");
+    assert_eq!(
+        api.get("job_templates/999/jobs/").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        api.get(&format!(
+            "workflow_job_templates/{PROVISION}/workflow_jobs/"
+        ))
+        .await
+        .status,
+        StatusCode::NOT_FOUND,
+        "a job template is no workflow job template"
+    );
 }

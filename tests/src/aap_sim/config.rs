@@ -148,6 +148,9 @@ pub struct TemplateConfig {
     /// launch answer 400.
     pub resources_needed_to_start: Vec<String>,
     pub behavior: JobBehavior,
+    /// A real playbook run in `running` instead of the simulated one: its exit status
+    /// decides the outcome, `behavior.running` and the simulated effects are unused.
+    pub playbook: Option<super::playbook::PlaybookRun>,
 }
 
 impl TemplateConfig {
@@ -172,7 +175,13 @@ impl TemplateConfig {
             passwords_needed_to_start: Vec::new(),
             resources_needed_to_start: Vec::new(),
             behavior: JobBehavior::default(),
+            playbook: None,
         }
+    }
+
+    pub fn playbook(mut self, run: super::playbook::PlaybookRun) -> Self {
+        self.playbook = Some(run);
+        self
     }
 
     pub fn role(mut self, role: Role) -> Self {

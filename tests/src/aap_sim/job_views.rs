@@ -209,17 +209,25 @@ pub(crate) fn detail(shared: &Shared, kind: JobKind, id: u64) -> Response {
     }
 }
 
+/// `jobs/` (`template: None`) or a template's own job list, which answers 404 when the
+/// template does not exist.
 pub(crate) fn list(
     shared: &Shared,
     kind: JobKind,
+    template: Option<u64>,
     params: &[(String, String)],
     path: &str,
 ) -> Response {
     let state = shared.lock();
+    if let Some(id) = template
+        && state.templates.get(&id).is_none_or(|t| t.kind != kind)
+    {
+        return responses::not_found();
+    }
     let jobs: Vec<&Job> = state
         .jobs
         .values()
-        .filter(|j| j.kind == kind && !j.purged)
+        .filter(|j| j.kind == kind && !j.purged && template.is_none_or(|t| j.template_id == t))
         .collect();
     let model = match kind {
         JobKind::Job => &JOB,

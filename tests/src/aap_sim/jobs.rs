@@ -198,6 +198,7 @@ enum Step {
     Advance(JobStatus),
     Finish(JobBehavior),
     CancelDone,
+    Playbook(super::playbook::PlaybookRun),
 }
 
 fn next_step(shared: &Shared, id: u64) -> Step {
@@ -215,6 +216,14 @@ fn next_step(shared: &Shared, id: u64) -> Step {
             Some(due) if due <= now => Step::CancelDone,
             due => Step::Wait(due),
         };
+    }
+    if job.status == JobStatus::Running
+        && let Some(run) = state
+            .templates
+            .get(&job.template_id)
+            .and_then(|t| t.playbook.clone())
+    {
+        return Step::Playbook(run);
     }
     let Some(duration) = behavior.phase(job.status) else {
         return Step::Done;
@@ -254,8 +263,15 @@ pub(crate) async fn drive(shared: Arc<Shared>, id: u64) {
                 }
             }
             Step::Advance(to) => shared.update(|state, now| {
+                // A real playbook writes its own output.
+                let simulated = state
+                    .jobs
+                    .get(&id)
+                    .and_then(|j| state.templates.get(&j.template_id))
+                    .is_none_or(|t| t.playbook.is_none());
                 if let Some(job) = state.jobs.get_mut(&id)
                     && to == JobStatus::Running
+                    && simulated
                 {
                     let stdout = state_running_banner(job);
                     job.log(&stdout);
@@ -266,6 +282,7 @@ pub(crate) async fn drive(shared: Arc<Shared>, id: u64) {
                 state.set_status(id, JobStatus::Canceled, now);
             }),
             Step::Finish(behavior) => finish(&shared, id, behavior).await,
+            Step::Playbook(run) => super::playbook::run(&shared, id, run).await,
         }
     }
 }

@@ -30,10 +30,14 @@ mod job_views;
 mod jobs;
 mod launch;
 mod ledger;
+mod metadata;
+mod organization_views;
+mod playbook;
 mod pyjson;
 mod query;
 mod responses;
 mod rng;
+mod root_views;
 mod routes;
 mod server;
 mod state;
@@ -56,6 +60,7 @@ pub use jobs::{InstanceRef, JobRecord, JobStatus, StatusChange};
 pub use ledger::{
     EffectOutcome, EffectRecord, EndpointCounters, LedgerSnapshot, Overlap, RequestRecord,
 };
+pub use playbook::PlaybookRun;
 
 use state::Shared;
 
@@ -300,6 +305,14 @@ impl AapSimulator {
         self.jobs()
             .into_iter()
             .filter(|j| j.instance.as_ref() == Some(&wanted))
+            .collect()
+    }
+
+    /// Jobs launched from one template, by id.
+    pub fn jobs_of_template(&self, template_id: u64) -> Vec<JobRecord> {
+        self.jobs()
+            .into_iter()
+            .filter(|j| j.template_id == template_id)
             .collect()
     }
 

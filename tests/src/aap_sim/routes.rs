@@ -10,12 +10,21 @@ pub(crate) const PREFIXES: [&str; 2] = ["/api/controller", "/api"];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Route {
+    /// `{prefix}/`: AWX's ApiRootView, the list of API versions.
+    ApiRoot,
+    /// `{prefix}/v2/`: the list of top-level resources.
     Root,
     Ping,
+    Config,
+    OrganizationList,
+    OrganizationDetail(u64),
+    UnifiedTemplateList,
     TemplateList(JobKind),
     TemplateDetail(JobKind, u64),
     Launch(JobKind, u64),
     JobList(JobKind),
+    /// `job_templates/{id}/jobs/`, `workflow_job_templates/{id}/workflow_jobs/`.
+    TemplateJobs(JobKind, u64),
     JobDetail(JobKind, u64),
     Cancel(JobKind, u64),
     Stdout(u64),
@@ -35,7 +44,17 @@ pub(crate) fn parse(path: &str, configured: &str) -> Option<Matched> {
     // Longest first, so `/api/controller/v2/` is not read as `/api/` + `controller/...`.
     prefixes.sort_by_key(|p| std::cmp::Reverse(p.len()));
     prefixes.into_iter().find_map(|prefix| {
-        let rest = path.strip_prefix(prefix)?.strip_prefix("/v2")?;
+        let rest = path.strip_prefix(prefix)?;
+        match rest {
+            "" | "/" => {
+                return Some(Matched {
+                    route: Route::ApiRoot,
+                    slash: !rest.is_empty(),
+                });
+            }
+            _ => {}
+        }
+        let rest = rest.strip_prefix("/v2")?;
         if rest.is_empty() {
             return Some(Matched {
                 route: Route::Root,
@@ -78,6 +97,10 @@ fn route(segments: &[&str]) -> Option<Route> {
     Some(match segments {
         [] => Route::Root,
         ["ping"] => Route::Ping,
+        ["config"] => Route::Config,
+        ["organizations"] => Route::OrganizationList,
+        ["organizations", n] => Route::OrganizationDetail(id(n)?),
+        ["unified_job_templates"] => Route::UnifiedTemplateList,
         [t] => match template_kind(t) {
             Some(kind) => Route::TemplateList(kind),
             None => Route::JobList(job_kind(t)?),
@@ -87,6 +110,10 @@ fn route(segments: &[&str]) -> Option<Route> {
             None => Route::JobDetail(job_kind(t)?, id(n)?),
         },
         [t, n, "launch"] => Route::Launch(template_kind(t)?, id(n)?),
+        ["job_templates", n, "jobs"] => Route::TemplateJobs(JobKind::Job, id(n)?),
+        ["workflow_job_templates", n, "workflow_jobs"] => {
+            Route::TemplateJobs(JobKind::Workflow, id(n)?)
+        }
         [t, n, "cancel"] => Route::Cancel(job_kind(t)?, id(n)?),
         ["jobs", n, "stdout"] => Route::Stdout(id(n)?),
         _ => return None,
@@ -96,18 +123,28 @@ fn route(segments: &[&str]) -> Option<Route> {
 impl Route {
     pub(crate) fn endpoint(self, method: &Method) -> Endpoint {
         match self {
-            Route::TemplateList(_) | Route::TemplateDetail(..) => Endpoint::TemplateLookup,
+            // OPTIONS is metadata, not the resource: it is kept out of the resource's counters.
+            _ if method == Method::OPTIONS => Endpoint::Other,
+            Route::TemplateList(_) | Route::TemplateDetail(..) | Route::UnifiedTemplateList => {
+                Endpoint::TemplateLookup
+            }
             Route::Launch(..) => Endpoint::Launch,
-            Route::JobList(_) => Endpoint::JobList,
+            Route::JobList(_) | Route::TemplateJobs(..) => Endpoint::JobList,
             Route::JobDetail(..) => Endpoint::JobDetail,
             Route::Cancel(..) if method == Method::POST => Endpoint::Cancel,
             Route::Cancel(..) => Endpoint::CancelCheck,
             Route::Stdout(_) => Endpoint::Stdout,
-            Route::Root | Route::Ping => Endpoint::Other,
+            Route::ApiRoot
+            | Route::Root
+            | Route::Ping
+            | Route::Config
+            | Route::OrganizationList
+            | Route::OrganizationDetail(_) => Endpoint::Other,
         }
     }
 
-    /// The `Allow` header DRF sends with a 405.
+    /// The methods served, in DRF's order: the `Allow` header of every answer (DRF sends
+    /// it on all of them, a 405 included) and the only methods [`Route::handles`] admits.
     pub(crate) fn allow(self) -> &'static str {
         match self {
             Route::Launch(..) | Route::Cancel(..) => "GET, POST, HEAD, OPTIONS",
@@ -116,9 +153,28 @@ impl Route {
         }
     }
 
-    pub(crate) fn needs_auth(self) -> bool {
-        !matches!(self, Route::Ping | Route::Root)
+    pub(crate) fn handles(self, method: &Method) -> bool {
+        self.allow().split(", ").any(|m| m == method.as_str())
     }
+
+    /// Who may call it: AWX's permission classes. `AllowAny` views (the roots) still run
+    /// authentication when credentials are sent; ping runs none at all.
+    pub(crate) fn permission(self) -> Permission {
+        match self {
+            Route::Ping => Permission::Public,
+            Route::ApiRoot | Route::Root => Permission::AllowAny,
+            _ => Permission::Authenticated,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Permission {
+    /// No authentication at all (`authentication_classes = ()`).
+    Public,
+    /// Anonymous requests pass; credentials that are sent must be valid.
+    AllowAny,
+    Authenticated,
 }
 
 #[cfg(test)]
@@ -146,5 +202,22 @@ mod tests {
             parse("/custom/v2/ping/", "/custom").unwrap().route,
             Route::Ping
         );
+        let root = parse("/api/controller/", "/api/controller").unwrap();
+        assert_eq!((root.route, root.slash), (Route::ApiRoot, true));
+        let root = parse("/api", "/api/controller").unwrap();
+        assert_eq!((root.route, root.slash), (Route::ApiRoot, false));
+        assert!(parse("/api/controllers/", "/api/controller").is_none());
+        assert_eq!(
+            parse("/api/v2/organizations/1/", "/api").unwrap().route,
+            Route::OrganizationDetail(1)
+        );
+    }
+
+    #[test]
+    fn allow_lists_exactly_the_handled_methods() {
+        let launch = Route::Launch(JobKind::Job, 1);
+        assert!(launch.handles(&Method::POST) && launch.handles(&Method::OPTIONS));
+        assert!(!Route::JobList(JobKind::Job).handles(&Method::POST));
+        assert!(Route::JobDetail(JobKind::Job, 1).handles(&Method::DELETE));
     }
 }

@@ -7,17 +7,19 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::to_bytes;
 use axum::extract::{Query, Request, State};
-use axum::http::Method;
+use axum::http::{HeaderValue, Method, header};
 use axum::response::Response;
-use serde_json::json;
 
-use super::auth;
+use super::auth::{self, AuthError};
 use super::config::Access;
 use super::faults::{Endpoint, Fault};
 use super::job_views;
 use super::launch;
+use super::metadata;
+use super::organization_views;
 use super::responses;
-use super::routes::{self, Matched, Route};
+use super::root_views;
+use super::routes::{self, Matched, Permission, Route};
 use super::state::Shared;
 use super::template_views;
 
@@ -87,14 +89,31 @@ async fn dispatch(State(shared): State<Arc<Shared>>, request: Request) -> Respon
         return answer(responses::redirect(&location));
     }
 
-    let access = if route.needs_auth() {
-        let checked = auth::check(&parts.headers, &shared.lock());
-        match checked {
+    // Checked before the match: the state's guard must be gone before `answer` locks it.
+    let checked = auth::check(&parts.headers, &shared.lock());
+    let access = match route.permission() {
+        Permission::Public => Access::ReadOnly,
+        Permission::AllowAny => match checked {
             Ok(access) => access,
-            Err(e) => return answer(responses::unauthorized(e.message())),
-        }
-    } else {
-        Access::ReadOnly
+            // Basic authentication fails loudly even here; an unknown token is just
+            // no user (the OAuth2 backend declines it), and anonymous is allowed.
+            Err(e @ AuthError::InvalidPassword) => {
+                return answer(with_view_headers(
+                    route,
+                    responses::unauthorized(e.message()),
+                ));
+            }
+            Err(_) => Access::ReadOnly,
+        },
+        Permission::Authenticated => match checked {
+            Ok(access) => access,
+            Err(e) => {
+                return answer(with_view_headers(
+                    route,
+                    responses::unauthorized(e.message()),
+                ));
+            }
+        },
     };
 
     let params: Vec<(String, String)> = Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
@@ -105,15 +124,18 @@ async fn dispatch(State(shared): State<Arc<Shared>>, request: Request) -> Respon
         Err(_) => return answer(responses::detail(413, "Request body too large.")),
     };
 
-    let response = view(
-        &shared,
+    let response = with_view_headers(
         route,
-        &parts.method,
-        &path,
-        &params,
-        access,
-        &body,
-        fault.as_ref(),
+        view(
+            &shared,
+            route,
+            &parts.method,
+            &path,
+            &params,
+            access,
+            &body,
+            fault.as_ref(),
+        ),
     );
 
     let response = match fault {
@@ -151,34 +173,38 @@ fn view(
     body: &[u8],
     fault: Option<&Fault>,
 ) -> Response {
+    if !route.handles(method) {
+        return responses::method_not_allowed(method.as_str(), route.allow());
+    }
+    if method == Method::OPTIONS {
+        return metadata::options(route, access);
+    }
     let get = method == Method::GET || method == Method::HEAD;
     match route {
-        Route::Root if get => {
-            let v2 = shared.url("");
-            responses::json(
-                200,
-                &json!({
-                    "ping": format!("{v2}ping/"),
-                    "job_templates": format!("{v2}job_templates/"),
-                    "workflow_job_templates": format!("{v2}workflow_job_templates/"),
-                    "jobs": format!("{v2}jobs/"),
-                    "workflow_jobs": format!("{v2}workflow_jobs/"),
-                }),
-            )
+        Route::ApiRoot if get => {
+            // The path is the prefix and its slash: the versions live under it.
+            root_views::api_root(path.trim_end_matches('/'))
         }
-        Route::Ping if get => responses::json(
-            200,
-            &json!({ "ha": false, "version": "4.6.0-aap-sim", "active_node": "aap-sim", "instances": [] }),
-        ),
+        Route::Root if get => root_views::version_root(shared),
+        Route::Ping if get => root_views::ping(),
+        Route::Config if get => root_views::config(access),
+        Route::OrganizationList if get => organization_views::list(shared, params, path, access),
+        Route::OrganizationDetail(id) if get => organization_views::detail(shared, id, access),
+        Route::UnifiedTemplateList if get => {
+            template_views::list(shared, None, params, path, access)
+        }
         Route::TemplateList(kind) if get => {
-            template_views::list(shared, kind, params, path, access)
+            template_views::list(shared, Some(kind), params, path, access)
         }
         Route::TemplateDetail(kind, id) if get => template_views::detail(shared, kind, id, access),
         Route::Launch(kind, id) if get => template_views::launch_info(shared, kind, id),
         Route::Launch(kind, id) if method == Method::POST => {
             launch::launch(shared, kind, id, access, body)
         }
-        Route::JobList(kind) if get => job_views::list(shared, kind, params, path),
+        Route::JobList(kind) if get => job_views::list(shared, kind, None, params, path),
+        Route::TemplateJobs(kind, id) if get => {
+            job_views::list(shared, kind, Some(id), params, path)
+        }
         Route::JobDetail(kind, id) if get => job_views::detail(shared, kind, id),
         Route::JobDetail(kind, id) if method == Method::DELETE => {
             job_views::delete(shared, kind, id, access)
@@ -190,4 +216,20 @@ fn view(
         Route::Stdout(id) if get => job_views::stdout(shared, id, params),
         other => responses::method_not_allowed(method.as_str(), other.allow()),
     }
+}
+
+/// What AWX's views add to every answer: `Allow`, and the product and version the
+/// awx.awx collection compares with its own.
+fn with_view_headers(route: Route, mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(header::ALLOW, HeaderValue::from_static(route.allow()));
+    headers.insert(
+        "X-API-Product-Name",
+        HeaderValue::from_static(root_views::PRODUCT),
+    );
+    headers.insert(
+        "X-API-Product-Version",
+        HeaderValue::from_static(root_views::VERSION),
+    );
+    response
 }

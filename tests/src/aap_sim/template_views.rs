@@ -31,6 +31,28 @@ const WORKFLOW_JOB_TEMPLATE: Model = Model {
     prevented: &["extra_vars"],
 };
 
+const UNIFIED_JOB_TEMPLATE: Model = Model {
+    name: "UnifiedJobTemplate",
+    fields: FIELDS,
+    prevented: &[],
+};
+
+fn type_name(kind: JobKind) -> &'static str {
+    match kind {
+        JobKind::Job => "job_template",
+        JobKind::Workflow => "workflow_job_template",
+    }
+}
+
+/// AWX's `type=a,b` filter (TypeFilterBackend): only those types; an unknown name
+/// matches nothing.
+fn type_matches(params: &[(String, String)], kind: JobKind) -> bool {
+    params
+        .iter()
+        .filter(|(k, _)| k == "type")
+        .all(|(_, v)| v.split(',').any(|t| t.trim() == type_name(kind)))
+}
+
 fn collection(kind: JobKind) -> &'static str {
     match kind {
         JobKind::Job => "job_templates",
@@ -101,7 +123,7 @@ pub(crate) fn serialize(
     });
     match t.kind {
         JobKind::Job => {
-            value["type"] = json!("job_template");
+            value["type"] = json!(type_name(t.kind));
             related["jobs"] = json!(format!("{base}jobs/"));
             value["job_type"] = json!("run");
             value["playbook"] = json!(format!("{}.yml", t.name.to_lowercase().replace(' ', "_")));
@@ -111,7 +133,7 @@ pub(crate) fn serialize(
             value["ask_diff_mode_on_launch"] = json!(false);
         }
         JobKind::Workflow => {
-            value["type"] = json!("workflow_job_template");
+            value["type"] = json!(type_name(t.kind));
             related["workflow_jobs"] = json!(format!("{base}workflow_jobs/"));
             related["workflow_nodes"] = json!(format!("{base}workflow_nodes/"));
         }
@@ -120,9 +142,11 @@ pub(crate) fn serialize(
     value
 }
 
+/// `job_templates/` (`Some(Job)`), `workflow_job_templates/` (`Some(Workflow)`) or
+/// `unified_job_templates/` (`None`: both kinds, each serialized as its own type).
 pub(crate) fn list(
     shared: &Shared,
-    kind: JobKind,
+    kind: Option<JobKind>,
     params: &[(String, String)],
     path: &str,
     access: Access,
@@ -132,12 +156,13 @@ pub(crate) fn list(
     let mut templates: Vec<&TemplateConfig> = state
         .templates
         .values()
-        .filter(|t| t.kind == kind)
+        .filter(|t| kind.is_none_or(|k| t.kind == k) && type_matches(params, t.kind))
         .collect();
     templates.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
     let model = match kind {
-        JobKind::Job => &JOB_TEMPLATE,
-        JobKind::Workflow => &WORKFLOW_JOB_TEMPLATE,
+        Some(JobKind::Job) => &JOB_TEMPLATE,
+        Some(JobKind::Workflow) => &WORKFLOW_JOB_TEMPLATE,
+        None => &UNIFIED_JOB_TEMPLATE,
     };
     match query::list(templates, params, path, model, |t, name| {
         field(&state, t, name)
