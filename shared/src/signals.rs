@@ -171,3 +171,23 @@ pub fn parse_duration(input: &str) -> Result<std::time::Duration, TimeError> {
     let nanos = u32::try_from(total % 1_000_000_000).map_err(|_| err())?;
     Ok(std::time::Duration::new(secs, nanos))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn requests_move_past_the_last_acknowledgement() {
+        let now = ts("2026-11-22T10:00:00.5Z");
+        assert_eq!(next_request(now, None), ts("2026-11-22T10:00:00Z"));
+        let ack = ts("2026-11-22T10:00:00Z");
+        assert_eq!(next_request(now, Some(ack)), ts("2026-11-22T10:00:01Z"));
+        assert!(acknowledges(Some(ack), ts("2026-11-22T10:00:00.9Z")));
+        assert!(!acknowledges(Some(ack), next_request(now, Some(ack))));
+        assert!(!acknowledges(None, ack));
+    }
+}
