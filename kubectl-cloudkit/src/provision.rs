@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use cloudkit_shared::signals::{self, whole_seconds};
-use cloudkit_shared::{ComputeInstance, JobEntry, JobState, JobType};
+use cloudkit_shared::{ComputeInstance, JobEntry, JobState, JobType, reasons};
 use k8s_openapi::jiff::Timestamp;
 
 use crate::cli::ProvisionArgs;
@@ -85,7 +85,7 @@ pub fn verdict(ci: &ComputeInstance, name: &str, request: Timestamp, palette: Pa
         JobState::Failed | JobState::Canceled => Verdict::Failed(format!(
             "provision job {id} of computeinstance {name:?} {} ({}): {}",
             job.state.to_string().to_lowercase(),
-            job.reason.as_deref().unwrap_or("JobFailed"),
+            job.reason.as_deref().unwrap_or(reasons::JOB_FAILED),
             job.message
         )),
         _ => Verdict::Pending(progress_line(job, palette)),

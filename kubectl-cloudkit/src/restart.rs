@@ -3,7 +3,7 @@
 
 use cloudkit_shared::conditions as cond;
 use cloudkit_shared::signals::{self, until, whole_seconds};
-use cloudkit_shared::{ComputeInstance, JobEntry, JobState, JobType};
+use cloudkit_shared::{ComputeInstance, JobEntry, JobState, JobType, reasons};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
 use crate::cli::RestartArgs;
@@ -129,7 +129,7 @@ pub fn verdict(ci: &ComputeInstance, name: &str, request: Timestamp, palette: Pa
         match job.state {
             JobState::Succeeded => return Verdict::Done(done_message(Some(job))),
             JobState::Failed | JobState::Canceled => {
-                let reason = job.reason.as_deref().unwrap_or("JobFailed");
+                let reason = job.reason.as_deref().unwrap_or(reasons::JOB_FAILED);
                 return Verdict::Failed(format!(
                     "restart of computeinstance {name:?} failed ({reason}): {}",
                     job.message
