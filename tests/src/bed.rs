@@ -241,6 +241,26 @@ impl Bed {
 
     /// Waits until `check` holds for the instance (None = it is gone), or fails with the
     /// instance and the runner's log tail, so a failure says what happened.
+    /// Waits until the runner has reconciled the instance's current spec
+    /// (`status.observedGeneration` reached `metadata.generation`): the positive sign a
+    /// test needs before it asserts that a spec change did nothing else.
+    pub async fn wait_reconciled(
+        &self,
+        name: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<ComputeInstance> {
+        let generation = self.instances().get(name).await?.metadata.generation;
+        let ci = self
+            .wait_for(
+                name,
+                "status.observedGeneration reaches the spec's generation",
+                timeout,
+                |ci| ci.and_then(|c| c.status.as_ref()?.observed_generation) >= generation,
+            )
+            .await?;
+        ci.ok_or_else(|| anyhow::anyhow!("{name} is gone while waiting for its reconcile"))
+    }
+
     pub async fn wait_for(
         &self,
         name: &str,
