@@ -53,7 +53,15 @@ pub fn quick_job() -> JobBehavior {
 impl Bed {
     /// Everything but the runner, on the shared control plane, in a fresh namespace.
     pub async fn without_runner(prefix: &str) -> anyhow::Result<Self> {
-        let cp = ControlPlane::shared().await?;
+        Self::without_runner_on(ControlPlane::shared().await?, prefix).await
+    }
+
+    /// Everything but the runner, on `cp` (a control plane a test may stop), in a fresh
+    /// namespace.
+    pub async fn without_runner_on(
+        cp: &'static ControlPlane,
+        prefix: &str,
+    ) -> anyhow::Result<Self> {
         let client = cp.client().await?;
         let namespace = cp.test_namespace(prefix).await?;
         let mut provision = TemplateConfig::job(PROVISION_TEMPLATE_ID, PROVISION_TEMPLATE);
