@@ -9,6 +9,7 @@ pub mod eda_sim;
 pub mod krew;
 pub mod kubevirt_sim;
 pub mod observe;
+pub mod reference_playbooks;
 pub mod release;
 pub mod rulebook;
 pub mod runner_process;
