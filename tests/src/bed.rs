@@ -14,6 +14,7 @@ use crate::aap_sim::{
 use crate::control_plane::ControlPlane;
 use crate::eda_sim::{EdaSimConfig, EdaSimulator};
 use crate::kubevirt_sim::KubevirtSimulator;
+use crate::reference_playbooks;
 use crate::rulebook::{Rulebook, WebhookAuth};
 use crate::runner_process::RunnerProcess;
 
@@ -146,6 +147,34 @@ impl Bed {
         ];
         self.rulebook = Some(rulebook);
         Ok(env)
+    }
+
+    /// Makes the bed's provision and deprovision templates run the reference playbooks
+    /// (`ansible/`) for real instead of the simulated effects. The playbooks manage the
+    /// VM and the `computeinstance-aap` finalizer themselves; the KubeVirt simulator still
+    /// makes the VMI. The first call may install the Ansible environment (minutes).
+    pub async fn use_real_playbooks(&self) -> anyhow::Result<()> {
+        let env = tokio::task::spawn_blocking(crate::ansible_env::ensure).await??;
+        let home = self.dir.path().join("ansible-home");
+        std::fs::create_dir_all(&home)?;
+        let kubeconfig = self.cp.kubeconfig_path();
+        for (id, playbook) in [
+            (
+                PROVISION_TEMPLATE_ID,
+                reference_playbooks::PROVISION_PLAYBOOK,
+            ),
+            (
+                DEPROVISION_TEMPLATE_ID,
+                reference_playbooks::DEPROVISION_PLAYBOOK,
+            ),
+        ] {
+            let run = reference_playbooks::playbook_run(&env, playbook, kubeconfig, &home);
+            anyhow::ensure!(
+                self.aap.update_template(id, |t| t.playbook = Some(run)),
+                "the bed's AAP simulator has no template {id}"
+            );
+        }
+        Ok(())
     }
 
     /// Everything, with the runner started.

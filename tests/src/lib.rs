@@ -10,6 +10,7 @@ pub mod krew;
 pub mod kubevirt_sim;
 pub mod limited_identity;
 pub mod observe;
+pub mod reference_playbooks;
 pub mod release;
 pub mod rulebook;
 pub mod runner_process;
