@@ -38,6 +38,13 @@ pub async fn perform(ci: &ComputeInstance, plan: &mut Plan, ctx: &Context) {
                 name,
                 uid,
             } => Some(delete_vmi(ctx, key, &namespace, &name, &uid).await),
+            Effect::EnsureTenant { tenant, name } => {
+                if let Err(message) = crate::tenants::ensure(&ctx.client, ci, &tenant, &name).await
+                {
+                    warn!(instance = %ci.name_any(), error = %message, "could not ensure the Tenant");
+                }
+                None
+            }
             Effect::Event(note) => {
                 events.push(note);
                 None

@@ -23,6 +23,7 @@ pub struct Context {
     pub caches: std::sync::Arc<crate::caches::Caches>,
     pub vms: Store<crate::kubevirt::VirtualMachine>,
     pub vmis: Store<crate::kubevirt::VirtualMachineInstance>,
+    pub tenants: Store<cloudkit_shared::tenant::Tenant>,
     /// Latest AAP job states, filled by the poller (one list request per tick for all jobs).
     pub aap_jobs: JobCache,
     /// Intents this process recorded and has not launched: no need to look them up in AAP.

@@ -6,9 +6,10 @@ use std::time::{Duration, Instant};
 use cloudkit_shared::management::{self, ManagementState};
 use cloudkit_shared::names::{FINALIZER, INSTANCE_LABEL};
 use cloudkit_shared::plan::plan;
+use cloudkit_shared::tenant::Tenant;
 use cloudkit_shared::{ComputeInstance, ComputeInstanceStatus};
-use futures::StreamExt;
 use futures::channel::mpsc;
+use futures::{FutureExt, StreamExt};
 use kube::api::Api;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::Recorder;
@@ -140,21 +141,27 @@ pub fn error_policy(ci: Arc<ComputeInstance>, err: &Error, ctx: Arc<Context>) ->
     Action::requeue(err.requeue_after())
 }
 
-/// The instance a VM or VMI belongs to, by its label.
-fn to_instance<K: Resource>(obj: K) -> Option<ObjectRef<ComputeInstance>> {
-    let name = obj.labels().get(INSTANCE_LABEL)?.clone();
-    Some(ObjectRef::new(&name).within(&obj.namespace()?))
-}
-
-/// An Api over the watched namespace, or all namespaces.
-fn scoped<K>(client: &kube::Client, settings: &Settings) -> Api<K>
-where
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
-{
-    match &settings.namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
+/// The instance a VM or VMI belongs to: named by its label, in the VM's namespace or — for a
+/// VM in a tenant namespace (`<instance namespace>-<13 base32 characters>`) — in the namespace
+/// that tenant namespace was made for. Looked up in the instance cache, so no guess wakes a
+/// stranger.
+fn to_instance<K: Resource>(
+    instances: &reflector::Store<ComputeInstance>,
+    obj: &K,
+) -> Option<ObjectRef<ComputeInstance>> {
+    let name = obj.labels().get(INSTANCE_LABEL)?;
+    let ns = obj.namespace()?;
+    let own = ObjectRef::new(name).within(&ns);
+    if instances.get(&own).is_some() {
+        return Some(own);
     }
+    let (project, suffix) = ns.rsplit_once('-')?;
+    let tenant_like = suffix.len() == 13
+        && suffix
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b));
+    let owner = ObjectRef::new(name).within(project);
+    (tenant_like && instances.get(&owner).is_some()).then_some(owner)
 }
 
 /// Builds the provider clients from validated settings.
@@ -211,13 +218,15 @@ pub async fn run(
         metrics.ready.clone(),
     ))
     .applied_objects();
+    // VMs and VMIs are watched everywhere (by label): a tenant's VM lives in the tenant's
+    // namespace, outside whatever narrows the instance watch.
     let labelled = watcher::Config::default().labels(INSTANCE_LABEL);
     let vm_writer = reflector::store::Writer::<VirtualMachine>::default();
     let vmi_writer = reflector::store::Writer::<VirtualMachineInstance>::default();
     let (vms, vmis) = (vm_writer.as_reader(), vmi_writer.as_reader());
     let vm_stream = reflector::reflector(
         vm_writer,
-        watcher(scoped(&client, &settings), labelled.clone())
+        watcher(Api::all(client.clone()), labelled.clone())
             .default_backoff()
             .modify(kubevirt::slim),
     )
@@ -229,7 +238,7 @@ pub async fn run(
     .applied_objects();
     let vmi_stream = reflector::reflector(
         vmi_writer,
-        watcher(scoped(&client, &settings), labelled)
+        watcher(Api::all(client.clone()), labelled)
             .default_backoff()
             .modify(kubevirt::slim),
     )
@@ -238,6 +247,18 @@ pub async fn run(
         Cache::Vmis,
         metrics.ready.clone(),
     ))
+    .applied_objects();
+    let tenant_api: Api<Tenant> = match &settings.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let tenant_writer = reflector::store::Writer::<Tenant>::default();
+    let tenants = tenant_writer.as_reader();
+    // Not counted for readiness: a cluster without the Tenant CRD serves untenanted instances.
+    let tenant_stream = reflector::reflector(
+        tenant_writer,
+        watcher(tenant_api.clone(), watcher::Config::default()).default_backoff(),
+    )
     .applied_objects();
     let controller = Controller::for_stream(instance_stream, store.clone());
     let (wake_tx, wake_rx) = mpsc::channel(1024);
@@ -251,6 +272,7 @@ pub async fn run(
         caches,
         vms: vms.clone(),
         vmis: vmis.clone(),
+        tenants,
         aap_jobs: aap_jobs.clone(),
         fresh_intents: Default::default(),
         written: Default::default(),
@@ -272,9 +294,17 @@ pub async fn run(
         namespace = settings.namespace.as_deref().unwrap_or("<all>"),
         "cloudkit-runner starting"
     );
+    let shutdown = shutdown.shared();
+    tokio::spawn(crate::tenants::run(
+        client.clone(),
+        tenant_api,
+        shutdown.clone(),
+    ));
+    let (for_vms, for_vmis) = (store.clone(), store.clone());
     controller
-        .watches_stream(vm_stream, to_instance)
-        .watches_stream(vmi_stream, to_instance)
+        .watches_stream(vm_stream, move |vm| to_instance(&for_vms, &vm))
+        .watches_stream(vmi_stream, move |vmi| to_instance(&for_vmis, &vmi))
+        .watches_stream(tenant_stream, crate::tenants::owners)
         .reconcile_on(wake_rx)
         .with_config(controller::Config::default().concurrency(settings.max_concurrent_reconciles))
         .graceful_shutdown_on(shutdown)

@@ -19,3 +19,4 @@ pub mod metrics;
 pub mod observe;
 pub mod poller;
 pub mod status;
+pub mod tenants;

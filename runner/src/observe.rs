@@ -30,7 +30,8 @@ pub async fn observe(ci: &ComputeInstance, ctx: &Context) -> Observed {
         .status
         .as_ref()
         .and_then(|s| s.virtual_machine_reference.as_ref());
-    let vm = find_vm(ctx, &name, &namespace, reference);
+    let tenant_ns = crate::tenants::vm_namespace(&ctx.tenants, ci);
+    let vm = find_vm(ctx, &name, &namespace, reference, tenant_ns.as_deref());
     let vmi = vm.as_ref().and_then(|vm| {
         let key = ObjectRef::new(&vm.name_any()).within(&vm.namespace().unwrap_or_default());
         ctx.vmis.get(&key)
@@ -71,6 +72,7 @@ pub async fn observe(ci: &ComputeInstance, ctx: &Context) -> Observed {
     }
     Observed {
         now,
+        tenant: crate::tenants::info(&ctx.tenants, ci),
         jobs,
         vm: vm.as_deref().map(vm_info),
         vmi: vmi.as_deref().map(vmi_info),
@@ -79,21 +81,24 @@ pub async fn observe(ci: &ComputeInstance, ctx: &Context) -> Observed {
     }
 }
 
-/// The VM labelled with the instance's name, in its namespace or the one recorded in the
-/// reference. Looked up by the names it almost always has (the reference, then the
-/// instance's own name) so a reconcile does not scan every VM; a scan only when neither fits.
+/// The VM of the instance: the one named by the reference, else the one labelled for it in
+/// its tenant's namespace, else in its own namespace. Looked up by the names it almost always
+/// has so a reconcile does not scan every VM; a scan only when none fits.
 fn find_vm(
     ctx: &Context,
     name: &str,
     namespace: &str,
     reference: Option<&VirtualMachineReference>,
+    tenant_ns: Option<&str>,
 ) -> Option<Arc<VirtualMachine>> {
     let reference_ns = reference.map(|r| r.namespace.as_str());
     let ours = |vm: &VirtualMachine| {
         vm.labels().get(INSTANCE_LABEL).map(String::as_str) == Some(name)
-            && vm
-                .namespace()
-                .is_some_and(|ns| ns == namespace || Some(ns.as_str()) == reference_ns)
+            && vm.namespace().is_some_and(|ns| {
+                ns == namespace
+                    || Some(ns.as_str()) == reference_ns
+                    || Some(ns.as_str()) == tenant_ns
+            })
     };
     let likely = reference
         .map(|r| {
@@ -103,6 +108,7 @@ fn find_vm(
             )
         })
         .into_iter()
+        .chain(tenant_ns.map(|ns| (ns, name)))
         .chain([(namespace, name)]);
     for (ns, vm_name) in likely {
         let key = ObjectRef::new(vm_name).within(ns);

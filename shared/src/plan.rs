@@ -93,10 +93,21 @@ pub struct VmiInfo {
     pub running: bool,
 }
 
+/// The Tenant object of an instance's tenant, as the runner found it.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct TenantInfo {
+    /// Phase Ready: its namespace and network exist.
+    pub ready: bool,
+    /// This instance is among its owners (so garbage collection keeps it while in use).
+    pub owned: bool,
+}
+
 /// Everything the runner saw just before planning.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Observed {
     pub now: Timestamp,
+    /// The instance's Tenant object (None: it does not exist, or there is no tenant).
+    pub tenant: Option<TenantInfo>,
     pub jobs: BTreeMap<String, JobObservation>,
     pub vm: Option<VmInfo>,
     pub vmi: Option<VmiInfo>,
@@ -129,6 +140,13 @@ pub enum Effect {
         namespace: String,
         name: String,
         uid: String,
+    },
+    /// Create the Tenant object, or add this instance to its owners.
+    EnsureTenant {
+        /// The tenant's name (`spec.name`).
+        tenant: String,
+        /// The Tenant object, in the instance's namespace.
+        name: String,
     },
     /// Record a Kubernetes Event.
     Event(EventNote),
@@ -193,6 +211,7 @@ pub fn plan(ci: &ComputeInstance, obs: &Observed, policy: &Policy) -> Plan {
     if ci.metadata.deletion_timestamp.is_some() {
         p.deletion();
     } else {
+        p.tenant();
         p.cancel_signal();
         p.provision();
         p.restart();
@@ -337,6 +356,8 @@ struct Planner<'a> {
     /// Set when `spec.templateParameters` cannot be handed to a template.
     params_error: Option<TemplateParametersError>,
     manual: bool,
+    /// The instance's tenant (annotation), if it has one.
+    tenant: Option<String>,
     before: ComputeInstanceStatus,
     st: ComputeInstanceStatus,
     effects: Vec<Effect>,
@@ -370,6 +391,13 @@ impl<'a> Planner<'a> {
             version,
             params_error: template_parameters::decode(ci.spec.template_parameters.as_deref()).err(),
             manual: management::of(ci) == ManagementState::Manual,
+            tenant: ci
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(crate::names::TENANT_ANNOTATION))
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty()),
             before,
             st,
             effects: Vec::new(),
@@ -564,9 +592,38 @@ impl<'a> Planner<'a> {
         matches!(signal(requested, acked, self.obs.now), Signal::Due(_))
     }
 
+    /// The instance's Tenant, as upstream: the object exists and lists the instance among
+    /// its owners, and `status.tenantReference` names it.
+    fn tenant(&mut self) {
+        let Some(tenant) = self.tenant.clone() else {
+            return;
+        };
+        let name = crate::tenant::object_name(&tenant);
+        if !self.obs.tenant.as_ref().is_some_and(|t| t.owned) {
+            self.effects.push(Effect::EnsureTenant {
+                tenant,
+                name: name.clone(),
+            });
+            // Checked again soon: another instance may have changed the Tenant meanwhile.
+            self.requeue_in(Duration::from_secs(2));
+        }
+        self.st.tenant_reference = Some(crate::instance::TenantReference {
+            name,
+            namespace: self.ci.metadata.namespace.clone().unwrap_or_default(),
+        });
+        if !self.tenant_ready() {
+            // The Tenant controller's status write wakes the instance; poll in case it does not.
+            self.requeue_in(Duration::from_secs(5));
+        }
+    }
+
+    fn tenant_ready(&self) -> bool {
+        self.tenant.is_none() || self.obs.tenant.as_ref().is_some_and(|t| t.ready)
+    }
+
     /// Why no new provision job may be launched now, if there is a reason; says so once.
     fn launch_blocked(&mut self) -> bool {
-        if self.manual {
+        if self.manual || !self.tenant_ready() {
             return true;
         }
         let Some(e) = &self.params_error else {
@@ -1211,6 +1268,16 @@ impl<'a> Planner<'a> {
 
     fn accepted(&mut self) {
         let accepted = match (&self.params_error, self.manual) {
+            (None, _) if !self.tenant_ready() => Cond::new(
+                cond::ACCEPTED,
+                false,
+                reasons::TENANT_NOT_READY,
+                format!(
+                    "waiting for Tenant {} (tenant {:?}) to be Ready before provisioning",
+                    crate::tenant::object_name(self.tenant.as_deref().unwrap_or_default()),
+                    self.tenant.as_deref().unwrap_or_default()
+                ),
+            ),
             (Some(e), _) => Cond::new(
                 cond::ACCEPTED,
                 false,

@@ -53,3 +53,4 @@ pub const ADOPTED: &str = "Adopted";
 pub const INVALID_TEMPLATE_PARAMETERS: &str = "InvalidTemplateParameters";
 pub const MANUALLY_MANAGED: &str = "ManuallyManaged";
 pub const NOT_LAUNCHED_MANUAL: &str = "NotLaunchedManual";
+pub const TENANT_NOT_READY: &str = "TenantNotReady";

@@ -277,3 +277,67 @@ fn parameters_that_are_not_a_json_object_block_the_launch_with_one_event() {
     assert_eq!(w.count(JobType::Provision), 1);
     assert_eq!(w.condition(cond::ACCEPTED).unwrap().status, "True");
 }
+
+#[test]
+fn an_instance_of_a_tenant_waits_for_its_tenant_to_be_ready() {
+    let mut w = World::new();
+    w.ci.metadata.annotations = Some(
+        [(
+            cloudkit_shared::names::TENANT_ANNOTATION.to_string(),
+            "acme".to_string(),
+        )]
+        .into(),
+    );
+    let p = w.step();
+    let ensured: Vec<_> = p
+        .effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::EnsureTenant { tenant, name } => Some((tenant.clone(), name.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        ensured,
+        [(
+            "acme".to_string(),
+            cloudkit_shared::tenant::object_name("acme")
+        )]
+    );
+    let reference =
+        w.ci.status
+            .as_ref()
+            .unwrap()
+            .tenant_reference
+            .clone()
+            .unwrap();
+    assert_eq!(
+        (reference.name.as_str(), reference.namespace.as_str()),
+        ("tenant-a4snha7u63pa6", "ns")
+    );
+    w.step();
+    assert_eq!(
+        w.count(JobType::Provision),
+        0,
+        "not before the Tenant is Ready"
+    );
+    let accepted = w.condition(cond::ACCEPTED).unwrap();
+    assert_eq!(
+        (accepted.status.as_str(), accepted.reason.as_str()),
+        ("False", reasons::TENANT_NOT_READY)
+    );
+    // Owned already: not ensured again.
+    assert!(
+        !w.last_plan
+            .as_ref()
+            .unwrap()
+            .effects
+            .iter()
+            .any(|e| matches!(e, Effect::EnsureTenant { .. }))
+    );
+    w.tenant.as_mut().unwrap().ready = true;
+    w.step();
+    w.step();
+    assert_eq!(w.count(JobType::Provision), 1);
+    assert_eq!(w.condition(cond::ACCEPTED).unwrap().status, "True");
+}

@@ -24,8 +24,8 @@ use cloudkit_shared::config_version::desired_config_version;
 use cloudkit_shared::eda::{self, EdaSigns};
 use cloudkit_shared::jobs::JobUpdate;
 use cloudkit_shared::plan::{
-    Effect, JobObservation, Observed, Outcome, Plan, Policy, ProviderKind, VmInfo, VmiInfo, after,
-    apply_outcome, plan,
+    Effect, JobObservation, Observed, Outcome, Plan, Policy, ProviderKind, TenantInfo, VmInfo,
+    VmiInfo, after, apply_outcome, plan,
 };
 use cloudkit_shared::reasons;
 use cloudkit_shared::{
@@ -400,11 +400,13 @@ fn arb_observed() -> impl Strategy<Value = (Observed, Version)> {
         prop::option::of((prop::sample::select(vec!["vmi-a", "vmi-b"]), any::<bool>())),
         arb_version(),
         any::<bool>(),
+        prop::option::of((any::<bool>(), any::<bool>())),
     )
-        .prop_map(|(now, jobs, vm, vmi, reconciled, aap_finalizer)| {
+        .prop_map(|(now, jobs, vm, vmi, reconciled, aap_finalizer, tenant)| {
             (
                 Observed {
                     now,
+                    tenant: tenant.map(|(ready, owned)| TenantInfo { ready, owned }),
                     jobs: jobs.into_iter().collect::<BTreeMap<_, _>>(),
                     vm: vm.map(|(namespace, name, halted)| VmInfo {
                         namespace,
@@ -665,6 +667,11 @@ fn check(
                 prop_assert_eq!(obs.vmi.as_ref().map(|v| &v.uid), Some(uid));
             }
             Effect::Event(note) => one_line("an Event", &note.message)?,
+            Effect::EnsureTenant { tenant, name } => {
+                // Only for an instance of a tenant, named as upstream names it.
+                prop_assert_eq!(name, &cloudkit_shared::tenant::object_name(tenant));
+                prop_assert!(ci.metadata.deletion_timestamp.is_none());
+            }
         }
     }
 
@@ -915,6 +922,7 @@ fn a_restart_request_during_a_restart_does_not_orphan_the_first() {
         ..Default::default()
     });
     let obs = Observed {
+        tenant: None,
         now: Timestamp::from_second(BASE + 21).unwrap(),
         jobs: BTreeMap::new(),
         vm: Some(VmInfo {
@@ -981,6 +989,7 @@ fn a_clock_behind_the_history_does_not_launch_a_second_deprovision() {
     });
     // This runner's clock says 30 s before the failed job was created.
     let obs = Observed {
+        tenant: None,
         now: Timestamp::from_second(BASE + 70).unwrap(),
         jobs: BTreeMap::new(),
         vm: None,
@@ -1044,6 +1053,7 @@ fn a_restart_past_its_deadline_is_not_both_timed_out_and_restarted() {
         ..Default::default()
     });
     let obs = Observed {
+        tenant: None,
         // The runner comes back after the 300 s deadline.
         now: Timestamp::from_second(BASE + 400).unwrap(),
         jobs: BTreeMap::new(),

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use cloudkit_shared::jobs::JobUpdate;
 use cloudkit_shared::plan::{
-    Effect, JobObservation, Observed, Outcome, Plan, Policy, VmInfo, VmiInfo, apply_outcome, plan,
+    Effect, JobObservation, Observed, Outcome, Plan, Policy, TenantInfo, VmInfo, VmiInfo,
+    apply_outcome, plan,
 };
 use cloudkit_shared::{ComputeInstance, ComputeInstanceSpec, JobProvider, JobState, JobType};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -36,6 +37,8 @@ pub struct World {
     pub last_plan: Option<Plan>,
     /// Every overlap of an active provision and an active deprovision in the provider.
     pub overlaps: u32,
+    /// The instance's Tenant object, once EnsureTenant made it (Ready only when a test says).
+    pub tenant: Option<TenantInfo>,
 }
 
 impl World {
@@ -66,6 +69,7 @@ impl World {
             released: false,
             last_plan: None,
             overlaps: 0,
+            tenant: None,
         }
     }
 
@@ -107,6 +111,7 @@ impl World {
         }
         Observed {
             now: self.now,
+            tenant: self.tenant.clone(),
             jobs,
             vm: self.vm.clone(),
             vmi: self.vmi.clone(),
@@ -151,6 +156,11 @@ impl World {
                         self.vmi = None;
                     }
                     Some(Outcome::VmiDeleted { key: key.clone() })
+                }
+                Effect::EnsureTenant { .. } => {
+                    let ready = self.tenant.as_ref().is_some_and(|t| t.ready);
+                    self.tenant = Some(TenantInfo { ready, owned: true });
+                    None
                 }
                 Effect::Event(_) => None,
             };
