@@ -1,5 +1,8 @@
 //! What virt-controller does for a VM with run strategy `Always`: when its VMI is deleted,
 //! a new one (new UID) is created after a delay. A halted VM gets none.
+//!
+//! A bed's simulator serves the bed's namespace and its tenant namespaces
+//! (`<namespace>-<enc(tenant)>`), and no other bed's: tests of one binary share one API server.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -48,7 +51,8 @@ pub struct KubevirtSimulator {
 }
 
 impl KubevirtSimulator {
-    /// Watches VMs labelled for cloudkit in `namespace` (all when `None`).
+    /// Watches VMs labelled for cloudkit in `namespace` and its tenant namespaces (all
+    /// namespaces when `None`).
     pub fn start(
         client: kube::Client,
         namespace: Option<String>,
@@ -60,18 +64,19 @@ impl KubevirtSimulator {
             .store(recreate_delay.as_millis() as u64, Ordering::Relaxed);
         let k = knobs.clone();
         let task = tokio::spawn(async move {
-            let api = |ar: &ApiResource| -> Api<DynamicObject> {
-                match &namespace {
-                    Some(ns) => Api::namespaced_with(client.clone(), ns, ar),
-                    None => Api::all_with(client.clone(), ar),
-                }
+            // Tenant namespaces have names of their own, so the lists are cluster-wide and
+            // filtered by name.
+            let vms: Api<DynamicObject> = Api::all_with(client.clone(), &vm_resource());
+            let vmis: Api<DynamicObject> = Api::all_with(client.clone(), &vmi_resource());
+            let serves = |candidate: &str| match &namespace {
+                Some(ns) => serves_namespace(ns, candidate),
+                None => true,
             };
-            let (vms, vmis) = (api(&vm_resource()), api(&vmi_resource()));
             loop {
                 {
                     let _pass = k.pass.lock().await;
                     if !k.paused.load(Ordering::Relaxed) {
-                        let _ = reconcile_once(&client, &vms, &vmis, &k).await;
+                        let _ = reconcile_once(&client, &vms, &vmis, &k, &serves).await;
                     }
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -98,11 +103,29 @@ impl Drop for KubevirtSimulator {
     }
 }
 
+/// Whether a bed in `namespace` owns `candidate`: the namespace itself, or one of its tenant
+/// namespaces (`<namespace>-` and 13 characters of the lower-case base32 alphabet).
+pub fn serves_namespace(namespace: &str, candidate: &str) -> bool {
+    if candidate == namespace {
+        return true;
+    }
+    candidate
+        .strip_prefix(namespace)
+        .and_then(|rest| rest.strip_prefix('-'))
+        .is_some_and(|enc| {
+            enc.len() == 13
+                && enc
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b))
+        })
+}
+
 async fn reconcile_once(
     client: &kube::Client,
     vms: &Api<DynamicObject>,
     vmis: &Api<DynamicObject>,
     knobs: &KubevirtKnobs,
+    serves: &impl Fn(&str) -> bool,
 ) -> Result<(), kube::Error> {
     let lp = ListParams::default().labels(INSTANCE_LABEL);
     let present: Vec<(String, String)> = vmis
@@ -116,7 +139,8 @@ async fn reconcile_once(
         let halted = vm.data["spec"]["runStrategy"].as_str() == Some("Halted")
             || vm.data["spec"]["running"].as_bool() == Some(false);
         let ns = vm.namespace().unwrap_or_default();
-        if halted
+        if !serves(&ns)
+            || halted
             || vm.metadata.deletion_timestamp.is_some()
             || present.contains(&(ns.clone(), vm.name_any()))
         {
@@ -143,4 +167,29 @@ async fn reconcile_once(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::serves_namespace;
+    use cloudkit_shared::tenant::namespace_name;
+
+    #[test]
+    fn a_bed_serves_its_namespace_and_its_tenant_namespaces_only() {
+        assert!(serves_namespace("bed-3", "bed-3"));
+        assert!(serves_namespace("bed-3", &namespace_name("bed-3", "acme")));
+        assert!(serves_namespace("bed-3", &namespace_name("bed-3", "")));
+        // Another bed's namespace and its tenants.
+        assert!(!serves_namespace("bed-3", "bed-31"));
+        assert!(!serves_namespace("bed-3", "bed-3-12"));
+        assert!(!serves_namespace(
+            "bed-3",
+            &namespace_name("bed-31", "acme")
+        ));
+        assert!(!serves_namespace(
+            "bed-3",
+            &format!("{}-7", namespace_name("bed-3", "acme"))
+        ));
+        assert!(!serves_namespace("bed-3", "bed-3-ABCDEFGHIJKLM"));
+    }
 }

@@ -16,3 +16,4 @@ pub mod rulebook;
 pub mod runner_process;
 mod sim_server;
 pub mod stack;
+pub mod tenants;

@@ -1426,6 +1426,184 @@ mod effects {
         let released = instances.get("vm1").await.unwrap();
         assert!(released.metadata.finalizers.unwrap_or_default().is_empty());
     }
+
+    /// The payload of an instance whose status names its Tenant object.
+    fn tenant_vars(namespace: &str, name: &str, tenant_object: &str) -> Value {
+        let mut v = vars(namespace, name);
+        v["ansible_eda"]["event"]["payload"]["status"]["tenantReference"] =
+            json!({ "name": tenant_object, "namespace": namespace });
+        v
+    }
+
+    #[tokio::test]
+    async fn with_a_tenant_reference_the_vm_lives_in_the_tenants_namespace() {
+        use cloudkit_testbed::kubevirt_sim::{vm_resource, vmi_resource};
+        use cloudkit_testbed::tenants;
+
+        let cp = ControlPlane::shared().await.unwrap();
+        let client = cp.client().await.unwrap();
+        let ns = cp.test_namespace("aap-sim-tenant").await.unwrap();
+        let names = tenants::create_upstream_ready(&client, &ns, "acme", Vec::new())
+            .await
+            .unwrap();
+        let instances: Api<DynamicObject> = Api::namespaced_with(
+            client.clone(),
+            &ns,
+            &resource(
+                "cloudkit.openshift.io",
+                "v1alpha1",
+                "ComputeInstance",
+                "computeinstances",
+            ),
+        );
+        let instance: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "cloudkit.openshift.io/v1alpha1",
+            "kind": "ComputeInstance",
+            "metadata": { "name": "vm1", "namespace": ns },
+            "spec": { "templateID": "small" },
+        }))
+        .unwrap();
+        instances
+            .create(&PostParams::default(), &instance)
+            .await
+            .unwrap();
+        let in_ns = |namespace: &str, ar: &ApiResource| -> Api<DynamicObject> {
+            Api::namespaced_with(client.clone(), namespace, ar)
+        };
+
+        let (sim, api) = start(config().kube(client.clone())).await;
+        let id = api
+            .launch(PROVISION, tenant_vars(&ns, "vm1", &names.object))
+            .await;
+        let record = sim
+            .wait_for_terminal(id, Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert_eq!(record.status, JobStatus::Successful, "{:?}", sim.effects());
+        let vm = in_ns(&names.namespace, &vm_resource())
+            .get("vm1")
+            .await
+            .unwrap();
+        assert_eq!(
+            vm.metadata.labels.unwrap()["cloudkit.openshift.io/computeinstance"],
+            "vm1"
+        );
+        let vmi = in_ns(&names.namespace, &vmi_resource())
+            .get("vm1")
+            .await
+            .unwrap();
+        assert_eq!(vmi.data["status"]["phase"], "Running");
+        assert!(
+            in_ns(&ns, &vm_resource())
+                .get_opt("vm1")
+                .await
+                .unwrap()
+                .is_none(),
+            "no VM beside the instance"
+        );
+        // The instance is marked where it is.
+        let marked = instances.get("vm1").await.unwrap();
+        assert_eq!(
+            marked.metadata.annotations.unwrap()["cloudkit.openshift.io/reconciled-config-version"],
+            "abc123"
+        );
+
+        let id = api
+            .launch(DEPROVISION, tenant_vars(&ns, "vm1", &names.object))
+            .await;
+        let record = sim
+            .wait_for_terminal(id, Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert_eq!(record.status, JobStatus::Successful, "{:?}", sim.effects());
+        for ar in [vm_resource(), vmi_resource()] {
+            assert!(
+                in_ns(&names.namespace, &ar)
+                    .get_opt("vm1")
+                    .await
+                    .unwrap()
+                    .is_none(),
+                "{} deleted from the tenant namespace",
+                ar.kind
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_tenant_that_is_missing_or_has_no_namespace_fails_the_job_naming_it() {
+        use cloudkit_shared::tenant::{Tenant, TenantSpec};
+        use cloudkit_testbed::kubevirt_sim::vm_resource;
+
+        let cp = ControlPlane::shared().await.unwrap();
+        let client = cp.client().await.unwrap();
+        let ns = cp.test_namespace("aap-sim-tenant-missing").await.unwrap();
+        // A Tenant its controller has not got to yet: no status.
+        let pending = Tenant::new(
+            "tenant-pending",
+            TenantSpec {
+                name: "pending".into(),
+            },
+        );
+        Api::<Tenant>::namespaced(client.clone(), &ns)
+            .create(&PostParams::default(), &pending)
+            .await
+            .unwrap();
+
+        let (sim, api) = start(config().kube(client.clone())).await;
+        for (template, object) in [
+            (PROVISION, "tenant-absent"),
+            (PROVISION, "tenant-pending"),
+            (DEPROVISION, "tenant-absent"),
+        ] {
+            let id = api.launch(template, tenant_vars(&ns, "vm1", object)).await;
+            let record = sim
+                .wait_for_terminal(id, Duration::from_secs(60))
+                .await
+                .unwrap();
+            assert_eq!(record.status, JobStatus::Failed, "{:?}", sim.effects());
+            let effect = sim.effects().into_iter().find(|e| e.job_id == id).unwrap();
+            let expected =
+                format!("Tenant {ns}/{object} is missing or has no status.namespace yet");
+            assert_eq!(effect.outcome, EffectOutcome::Failed(expected.clone()));
+            let stdout = api.get(&format!("jobs/{id}/stdout/?format=txt")).await;
+            assert!(stdout.text.contains(&expected), "{}", stdout.text);
+        }
+        let everywhere: Api<DynamicObject> = Api::all_with(client.clone(), &vm_resource());
+        let lp = ListParams::default().labels("cloudkit.openshift.io/computeinstance=vm1");
+        let left: Vec<_> = everywhere
+            .list(&lp)
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|vm| {
+                vm.metadata
+                    .namespace
+                    .as_deref()
+                    .is_some_and(|n| n.starts_with(&ns))
+            })
+            .collect();
+        assert!(left.is_empty(), "no VM created: {left:?}");
+    }
+
+    #[tokio::test]
+    async fn a_tenant_reference_without_a_name_is_undefined_for_the_playbook() {
+        let (sim, api) = start(config()).await;
+        let mut v = vars("team", "vm1");
+        v["ansible_eda"]["event"]["payload"]["status"]["tenantReference"] =
+            json!({ "namespace": "team" });
+        let id = api.launch(PROVISION, v).await;
+        let record = sim.wait_for_terminal(id, WAIT).await.unwrap();
+        assert_eq!(record.status, JobStatus::Failed);
+        let stdout = api.get(&format!("jobs/{id}/stdout/?format=txt")).await;
+        assert!(
+            stdout
+                .text
+                .contains("'dict object' has no attribute 'name'"),
+            "{}",
+            stdout.text
+        );
+    }
 }
 
 #[tokio::test]

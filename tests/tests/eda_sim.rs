@@ -1023,4 +1023,93 @@ mod effects {
         assert_eq!(c.labelled_vms("vm1").await, 0);
         assert_eq!(c.finalizers("vm1").await, [KEEP]);
     }
+
+    /// An event for an instance whose status names its Tenant object.
+    fn tenant_instance(namespace: &str, name: &str, version: &str, object: &str) -> Value {
+        let mut body = instance(namespace, name, version);
+        body["status"]["tenantReference"] = json!({ "name": object, "namespace": namespace });
+        body
+    }
+
+    #[tokio::test]
+    async fn with_a_tenant_reference_the_playbooks_act_in_the_tenants_namespace() {
+        let c = Cluster::new().await;
+        c.create("vm1").await;
+        let names =
+            cloudkit_testbed::tenants::create_upstream_ready(&c.client, &c.ns, "acme", Vec::new())
+                .await
+                .unwrap();
+        let vms: Api<DynamicObject> =
+            Api::namespaced_with(c.client.clone(), &names.namespace, &vm_resource());
+        let vmis: Api<DynamicObject> =
+            Api::namespaced_with(c.client.clone(), &names.namespace, &vmi_resource());
+        let sim = c.sim(EdaSimConfig::new()).await;
+
+        let body = tenant_instance(&c.ns, "vm1", "v1", &names.object);
+        post_json(&sim.provision_url(), &body).await;
+        let run = sim.wait_for_end(1, RUN_WAIT).await.unwrap();
+        assert_eq!(run.status, RunStatus::Successful, "{run:?}");
+        assert_eq!(
+            vms.get("vm1").await.unwrap().metadata.labels.unwrap()[INSTANCE_LABEL],
+            "vm1"
+        );
+        assert_eq!(
+            vmis.get("vm1").await.unwrap().data["status"]["phase"],
+            "Running"
+        );
+        assert_eq!(c.labelled_vms("vm1").await, 0, "none beside the instance");
+        assert_eq!(c.annotation("vm1").await.as_deref(), Some("v1"));
+
+        post_json(&sim.deprovision_url(), &body).await;
+        let run = sim.wait_for_end(2, RUN_WAIT).await.unwrap();
+        assert_eq!(run.status, RunStatus::Successful, "{run:?}");
+        assert!(vms.get_opt("vm1").await.unwrap().is_none());
+        assert!(vmis.get_opt("vm1").await.unwrap().is_none());
+        assert_eq!(c.finalizers("vm1").await, [KEEP]);
+    }
+
+    #[tokio::test]
+    async fn a_missing_tenant_fails_the_vm_step_naming_it() {
+        let c = Cluster::new().await;
+        c.create("vm1").await;
+        let sim = c.sim(EdaSimConfig::new()).await;
+        let expected = format!(
+            "Tenant {}/tenant-absent is missing or has no status.namespace yet",
+            c.ns
+        );
+        let body = tenant_instance(&c.ns, "vm1", "v1", "tenant-absent");
+        post_json(&sim.provision_url(), &body).await;
+        let run = sim.wait_for_end(1, RUN_WAIT).await.unwrap();
+        assert_eq!(run.status, RunStatus::Failed(expected.clone()));
+        assert_eq!(run.steps_done(), [Step::AddFinalizer]);
+        assert_eq!(
+            run.step(Step::CreateVm).unwrap().error.as_deref(),
+            Some(expected.as_str())
+        );
+        assert_eq!(c.annotation("vm1").await, None);
+
+        post_json(&sim.deprovision_url(), &body).await;
+        let run = sim.wait_for_end(2, RUN_WAIT).await.unwrap();
+        assert_eq!(run.status, RunStatus::Failed(expected.clone()));
+        assert_eq!(
+            run.step(Step::DeleteVm).unwrap().error.as_deref(),
+            Some(expected.as_str())
+        );
+        // The finalizer stays: the VM could not be looked for.
+        assert!(
+            c.finalizers("vm1")
+                .await
+                .contains(&AAP_FINALIZER.to_owned())
+        );
+
+        let mut broken = instance(&c.ns, "vm1", "v1");
+        broken["status"]["tenantReference"] = json!({ "name": "tenant-x" });
+        post_json(&sim.provision_url(), &broken).await;
+        let run = sim.wait_for_end(3, RUN_WAIT).await.unwrap();
+        assert_eq!(
+            run.status,
+            RunStatus::Failed("'dict object' has no attribute 'namespace'".into())
+        );
+        assert!(run.steps.is_empty());
+    }
 }

@@ -2,11 +2,15 @@
 //! Provision creates the KubeVirt VM and its VMI and marks the ComputeInstance with the
 //! configuration it provisioned; deprovision deletes the VM and VMI. Optionally both
 //! manage the AAP finalizer, as the upstream templates do.
+//!
+//! The VM lives where the real templates put it: in the namespace of the Tenant named by
+//! the payload's `status.tenantReference`, else beside the instance.
 
 use cloudkit_shared::names::{
     AAP_FINALIZER, GROUP, INSTANCE_LABEL,
     RECONCILED_CONFIG_VERSION_ANNOTATION as RECONCILED_ANNOTATION, VERSION,
 };
+use cloudkit_shared::tenant::Tenant;
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams,
 };
@@ -22,6 +26,15 @@ pub(crate) struct EffectTarget {
     pub(crate) role: Role,
     pub(crate) instance: InstanceRef,
     pub(crate) desired_config_version: Option<String>,
+    /// The Tenant object of `status.tenantReference`, when the payload names one.
+    pub(crate) tenant: Option<TenantRef>,
+}
+
+/// `status.tenantReference` of the payload: the Tenant object, not the VM's namespace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct TenantRef {
+    pub(crate) namespace: String,
+    pub(crate) name: String,
 }
 
 impl EffectTarget {
@@ -47,6 +60,43 @@ pub(crate) fn instance_of(extra_vars: &serde_json::Map<String, Value>) -> Option
     })
 }
 
+/// The payload's `status.tenantReference`; absent, null or empty means no tenant (as the
+/// template's `default(none, true)`), a reference without a name or namespace is what the
+/// template finds undefined.
+pub(crate) fn tenant_of(
+    extra_vars: &serde_json::Map<String, Value>,
+) -> Result<Option<TenantRef>, String> {
+    let reference = payload(extra_vars)
+        .and_then(|p| p.get("status"))
+        .and_then(|s| s.get("tenantReference"));
+    let Some(reference) = reference.filter(|r| !is_empty(r)) else {
+        return Ok(None);
+    };
+    let field = |key: &str| {
+        reference
+            .get(key)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| format!("'dict object' has no attribute '{key}'"))
+    };
+    Ok(Some(TenantRef {
+        name: field("name")?,
+        namespace: field("namespace")?,
+    }))
+}
+
+/// Jinja's falsy values, which `default(x, true)` replaces.
+fn is_empty(value: &Value) -> bool {
+    match value {
+        Value::Null => true,
+        Value::Object(m) => m.is_empty(),
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Bool(b) => !b,
+        Value::Number(_) => false,
+    }
+}
+
 pub(crate) fn desired_config_version_of(
     extra_vars: &serde_json::Map<String, Value>,
 ) -> Option<String> {
@@ -70,10 +120,12 @@ pub(crate) fn plan(job: &Job, role: Role) -> Result<EffectTarget, String> {
     if role == Role::Provision && desired_config_version.is_none() {
         return Err("'dict object' has no attribute 'desiredConfigVersion'".to_owned());
     }
+    let tenant = tenant_of(vars)?;
     Ok(EffectTarget {
         role,
         instance,
         desired_config_version,
+        tenant,
     })
 }
 
@@ -173,14 +225,48 @@ pub(crate) async fn set_finalizer(
 }
 
 async fn provision(client: &kube::Client, target: &EffectTarget) -> Result<String, String> {
-    create_vm(client, target).await?;
-    mark_reconciled(client, target).await
+    let namespace = create_vm(client, target).await?;
+    let marked = mark_reconciled(client, target).await?;
+    Ok(format!(
+        "VirtualMachine {namespace}/{} running, {marked}",
+        target.instance.name
+    ))
 }
 
-/// Creates (or updates) the VM and its VMI, and sets the VMI Running. (The EDA
-/// simulator runs this and [`mark_reconciled`] as separate playbook steps.)
-pub(crate) async fn create_vm(client: &kube::Client, target: &EffectTarget) -> Result<(), String> {
-    let InstanceRef { namespace, name } = &target.instance;
+/// The namespace of the instance's VM: its Tenant's `status.namespace` when the payload
+/// names a Tenant, else the instance's own. Fails, as the template's assert does, when that
+/// Tenant is missing or has no namespace yet.
+pub(crate) async fn vm_namespace(
+    client: &kube::Client,
+    target: &EffectTarget,
+) -> Result<String, String> {
+    let Some(TenantRef { namespace, name }) = &target.tenant else {
+        return Ok(target.instance.namespace.clone());
+    };
+    let not_ready =
+        || format!("Tenant {namespace}/{name} is missing or has no status.namespace yet");
+    let tenants: Api<Tenant> = Api::namespaced(client.clone(), namespace);
+    let tenant = tenants
+        .get_opt(name)
+        .await
+        .map_err(|e| format!("reading Tenant {namespace}/{name}: {e}"))?
+        .ok_or_else(not_ready)?;
+    tenant
+        .status
+        .and_then(|s| s.namespace)
+        .filter(|ns| !ns.is_empty())
+        .ok_or_else(not_ready)
+}
+
+/// Creates (or updates) the VM and its VMI, and sets the VMI Running; returns the VM's
+/// namespace. (The EDA simulator runs this and [`mark_reconciled`] as separate playbook
+/// steps.)
+pub(crate) async fn create_vm(
+    client: &kube::Client,
+    target: &EffectTarget,
+) -> Result<String, String> {
+    let namespace = &vm_namespace(client, target).await?;
+    let name = &target.instance.name;
     let (vm_ar, vmi_ar) = (vm_resource(), vmi_resource());
     let vms: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &vm_ar);
     let vmis: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &vmi_ar);
@@ -233,10 +319,11 @@ pub(crate) async fn create_vm(client: &kube::Client, target: &EffectTarget) -> R
     vmis.patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
         .await
         .map_err(|e| format!("setting VirtualMachineInstance {namespace}/{name} Running: {e}"))?;
-    Ok(())
+    Ok(namespace.clone())
 }
 
-/// Sets the reconciled-config-version annotation: the sign that provisioning is done.
+/// Sets the reconciled-config-version annotation: the sign that provisioning is done;
+/// returns `annotation=version`.
 pub(crate) async fn mark_reconciled(
     client: &kube::Client,
     target: &EffectTarget,
@@ -250,16 +337,15 @@ pub(crate) async fn mark_reconciled(
         .patch(name, &PatchParams::default(), &Patch::Merge(&annotation))
         .await
         .map_err(|e| format!("annotating ComputeInstance {namespace}/{name}: {e}"))?;
-    Ok(format!(
-        "VirtualMachine {namespace}/{name} running, {RECONCILED_ANNOTATION}={version}"
-    ))
+    Ok(format!("{RECONCILED_ANNOTATION}={version}"))
 }
 
 pub(crate) async fn deprovision(
     client: &kube::Client,
     target: &EffectTarget,
 ) -> Result<String, String> {
-    let InstanceRef { namespace, name } = &target.instance;
+    let namespace = &vm_namespace(client, target).await?;
+    let name = &target.instance.name;
     for ar in [vmi_resource(), vm_resource()] {
         let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &ar);
         match api.delete(name, &DeleteParams::default()).await {

@@ -12,7 +12,7 @@ use super::config::Playbook;
 use super::faults::Fault;
 use super::ledger::{RunStatus, Step, StepRecord};
 use super::state::Shared;
-use crate::aap_sim::effects::{self, EffectTarget};
+use crate::aap_sim::effects::{self, EffectTarget, TenantRef};
 use crate::aap_sim::{InstanceRef, Role};
 
 pub(crate) struct RunSpec {
@@ -20,6 +20,8 @@ pub(crate) struct RunSpec {
     pub(crate) playbook: Playbook,
     pub(crate) instance: Option<InstanceRef>,
     pub(crate) desired_config_version: Option<String>,
+    /// The payload's `status.tenantReference`, or what a playbook finds undefined in it.
+    pub(crate) tenant: Result<Option<TenantRef>, String>,
     pub(crate) fault: Option<Fault>,
     /// Place in the queue when runs go one at a time.
     pub(crate) ticket: Option<u64>,
@@ -65,6 +67,7 @@ async fn drive(shared: &Shared, spec: &RunSpec) -> Result<Ending, String> {
     if spec.playbook == Playbook::Create && spec.desired_config_version.is_none() {
         return Err("'dict object' has no attribute 'desiredConfigVersion'".to_owned());
     }
+    let tenant = spec.tenant.clone()?;
     let Some(client) = shared.kube.clone() else {
         return Ok(Ending::Skipped(
             "no Kubernetes client configured".to_owned(),
@@ -83,6 +86,7 @@ async fn drive(shared: &Shared, spec: &RunSpec) -> Result<Ending, String> {
         },
         instance,
         desired_config_version: spec.desired_config_version.clone(),
+        tenant,
     };
     let fault = spec.fault.as_ref();
     let run = spec.id;
@@ -96,12 +100,9 @@ async fn drive(shared: &Shared, spec: &RunSpec) -> Result<Ending, String> {
                 return Ok(Ending::Stalled);
             }
             pause(shared, spec.playbook).await;
-            step(
-                shared,
-                run,
-                Step::CreateVm,
-                effects::create_vm(&client, &target),
-            )
+            step(shared, run, Step::CreateVm, async {
+                effects::create_vm(&client, &target).await.map(drop)
+            })
             .await?;
             if fault == Some(&Fault::Fail) {
                 return Err("injected failure: stopped before setting the annotation".to_owned());

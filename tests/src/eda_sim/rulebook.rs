@@ -27,6 +27,7 @@ pub(crate) fn accept(shared: &Arc<Shared>, request: u64, taken: &Taken) -> Dispo
     let vars = extra_vars.as_object().cloned().unwrap_or_default();
     let instance = effects::instance_of(&vars);
     let desired_config_version = effects::desired_config_version_of(&vars);
+    let tenant = effects::tenant_of(&vars);
 
     let (disposition, spec) = shared.update(|s| {
         let fault = s.faults.take(&taken.route, instance.as_ref());
@@ -59,6 +60,7 @@ pub(crate) fn accept(shared: &Arc<Shared>, request: u64, taken: &Taken) -> Dispo
                 playbook,
                 instance: instance.clone(),
                 desired_config_version: desired_config_version.clone(),
+                tenant: tenant.clone(),
                 fault: fault.clone(),
                 ticket,
             }
