@@ -112,19 +112,9 @@ pub fn verdict(ci: &ComputeInstance, name: &str, request: Timestamp, palette: Pa
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jobs::tests::{job, t};
+    use crate::jobs::tests::{instance, job, t, ts};
     use cloudkit_shared::ComputeInstanceStatus;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-
-    fn ts(s: &str) -> Timestamp {
-        s.parse().unwrap()
-    }
-
-    fn instance(status: ComputeInstanceStatus) -> ComputeInstance {
-        let mut ci = ComputeInstance::new("vm-1", Default::default());
-        ci.status = Some(status);
-        ci
-    }
 
     fn canceled_cond(status: &str, reason: &str, message: &str) -> Condition {
         Condition {

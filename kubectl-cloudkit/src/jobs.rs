@@ -195,6 +195,19 @@ pub(crate) mod tests {
     use cloudkit_shared::{JobProvider, JobState, JobType};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
+    pub fn ts(s: &str) -> k8s_openapi::jiff::Timestamp {
+        s.parse().unwrap()
+    }
+
+    /// An instance `vm-1` with this status.
+    pub fn instance(
+        status: cloudkit_shared::ComputeInstanceStatus,
+    ) -> cloudkit_shared::ComputeInstance {
+        let mut ci = cloudkit_shared::ComputeInstance::new("vm-1", Default::default());
+        ci.status = Some(status);
+        ci
+    }
+
     pub fn t(s: &str) -> Time {
         Time(s.parse().unwrap())
     }

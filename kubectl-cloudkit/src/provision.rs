@@ -95,16 +95,10 @@ pub fn verdict(ci: &ComputeInstance, name: &str, request: Timestamp, palette: Pa
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jobs::tests::{job, t};
+    use crate::jobs::tests::{instance, job, t};
     use cloudkit_shared::ComputeInstanceStatus;
 
     const REQUEST: &str = "2026-11-22T10:00:00Z";
-
-    fn instance(status: ComputeInstanceStatus) -> ComputeInstance {
-        let mut ci = ComputeInstance::new("vm-1", Default::default());
-        ci.status = Some(status);
-        ci
-    }
 
     fn request() -> Timestamp {
         REQUEST.parse().unwrap()

@@ -176,12 +176,9 @@ pub fn parse_duration(input: &str) -> Result<std::time::Duration, TimeError> {
 mod tests {
     use super::*;
 
-    fn ts(s: &str) -> Timestamp {
-        s.parse().unwrap()
-    }
-
     #[test]
     fn requests_move_past_the_last_acknowledgement() {
+        let ts = |s: &str| s.parse::<Timestamp>().unwrap();
         let now = ts("2026-11-22T10:00:00.5Z");
         assert_eq!(next_request(now, None), ts("2026-11-22T10:00:00Z"));
         let ack = ts("2026-11-22T10:00:00Z");
