@@ -4,9 +4,8 @@
 use std::time::Duration;
 
 use cloudkit_shared::conditions as cond;
-use cloudkit_shared::signals::whole_seconds;
+use cloudkit_shared::signals;
 use cloudkit_shared::{ComputeInstance, JobEntry, JobState, JobType, reasons};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
 use crate::cli::CancelArgs;
@@ -25,8 +24,9 @@ pub async fn run(target: &Target, args: &CancelArgs, out: &Output) -> Result<(),
     let acked = ci
         .status
         .as_ref()
-        .and_then(|s| s.last_cancel_requested_at.as_ref());
-    let request = next_request(Timestamp::now(), acked);
+        .and_then(|s| s.last_cancel_requested_at.as_ref())
+        .map(|t| t.0);
+    let request = signals::next_request(Timestamp::now(), acked);
     let active = active_provision(&ci);
     let signal = Signal {
         name: &args.name,
@@ -40,17 +40,6 @@ pub async fn run(target: &Target, args: &CancelArgs, out: &Output) -> Result<(),
         verdict(ci, &args.name, request, out.note_palette())
     })
     .await
-}
-
-/// Now in whole seconds, and later than the last acknowledged request (else it is ignored).
-pub fn next_request(now: Timestamp, acked: Option<&Time>) -> Timestamp {
-    let now = whole_seconds(now);
-    match acked.map(|t| whole_seconds(t.0)) {
-        Some(ack) if now <= ack => ack
-            .checked_add(k8s_openapi::jiff::SignedDuration::from_secs(1))
-            .unwrap_or(ack),
-        _ => now,
-    }
 }
 
 fn active_provision(ci: &ComputeInstance) -> Option<&JobEntry> {
@@ -78,11 +67,8 @@ pub fn verdict(ci: &ComputeInstance, name: &str, request: Timestamp, palette: Pa
     let Some(status) = ci.status.as_ref() else {
         return Verdict::Pending("waiting for the runner to acknowledge the cancel".into());
     };
-    let acked = status
-        .last_cancel_requested_at
-        .as_ref()
-        .is_some_and(|t| whole_seconds(t.0) >= request);
-    if !acked {
+    let acked = status.last_cancel_requested_at.as_ref().map(|t| t.0);
+    if !signals::acknowledges(acked, request) {
         return Verdict::Pending("waiting for the runner to acknowledge the cancel".into());
     }
     let canceled = cond::get(&status.conditions, cond::CANCELED);
@@ -152,14 +138,6 @@ mod tests {
     }
 
     const REQUEST: &str = "2026-11-22T10:00:00Z";
-
-    #[test]
-    fn requests_move_past_the_last_acknowledgement() {
-        let now = ts("2026-11-22T10:00:00.5Z");
-        assert_eq!(next_request(now, None), ts("2026-11-22T10:00:00Z"));
-        let ack = t("2026-11-22T10:00:00Z");
-        assert_eq!(next_request(now, Some(&ack)), ts("2026-11-22T10:00:01Z"));
-    }
 
     #[test]
     fn waits_for_the_acknowledgement() {

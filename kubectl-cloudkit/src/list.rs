@@ -38,7 +38,8 @@ pub async fn run(target: &Target, args: &ListArgs, out: &Output) -> Result<(), E
     }
 }
 
-/// NAMESPACE (with -A), NAME, TEMPLATE, PHASE, LAST JOB, JOB STATE, AGE; wide adds VM and CONFIG.
+/// NAMESPACE (with -A), NAME, TEMPLATE, PHASE, LAST JOB, JOB STATE, AGE; wide adds TENANT, VM
+/// (namespace/name: a tenant's VM lives in the tenant's namespace) and CONFIG.
 pub fn table(
     items: &[ComputeInstance],
     now: Timestamp,
@@ -52,7 +53,7 @@ pub fn table(
     }
     header.extend(["NAME", "TEMPLATE", "PHASE", "LAST JOB", "JOB STATE", "AGE"]);
     if wide {
-        header.extend(["VM", "CONFIG"]);
+        header.extend(["TENANT", "VM", "CONFIG"]);
     }
     let rows: Vec<Vec<Cell>> = items
         .iter()
@@ -106,7 +107,14 @@ pub fn table(
                     Some((Some(_), _)) => "pending",
                     _ => "-",
                 };
-                row.extend([Cell::from(vm), Cell::from(config)]);
+                let tenant = ci
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(cloudkit_shared::names::TENANT_ANNOTATION))
+                    .cloned()
+                    .unwrap_or_else(|| "-".into());
+                row.extend([Cell::from(tenant), Cell::from(vm), Cell::from(config)]);
             }
             row
         })
@@ -168,9 +176,9 @@ vm-bb   large_vm   -          -                         -           40s
     #[test]
     fn golden_list_all_namespaces_wide() {
         let golden = "\
-NAMESPACE   NAME    TEMPLATE   PHASE      LAST JOB                  JOB STATE   AGE   VM   CONFIG
-team-a      vm-a    small      Canceled   provision eda-webhook-3   Canceled    3h    -    pending
-team-b      vm-bb   large_vm   -          -                         -           40s   -    -
+NAMESPACE   NAME    TEMPLATE   PHASE      LAST JOB                  JOB STATE   AGE   TENANT   VM   CONFIG
+team-a      vm-a    small      Canceled   provision eda-webhook-3   Canceled    3h    -        -    pending
+team-b      vm-bb   large_vm   -          -                         -           40s   -        -    -
 ";
         assert_eq!(table(&items(), now(), true, true, Palette::PLAIN), golden);
     }

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use cloudkit_shared::signals::whole_seconds;
-use cloudkit_shared::{ComputeInstance, JobEntry, JobState, JobType};
+use cloudkit_shared::signals::{self, whole_seconds};
+use cloudkit_shared::{ComputeInstance, JobEntry, JobState, JobType, reasons};
 use k8s_openapi::jiff::Timestamp;
 
 use crate::cli::ProvisionArgs;
@@ -21,8 +21,10 @@ pub async fn run(target: &Target, args: &ProvisionArgs, out: &Output) -> Result<
     let instances = Instances::namespaced(target);
     let ci = instances.get(&args.name).await?;
     let status = ci.status.as_ref();
-    let acked = status.and_then(|s| s.last_provision_requested_at.as_ref());
-    let request = crate::cancel::next_request(Timestamp::now(), acked);
+    let acked = status
+        .and_then(|s| s.last_provision_requested_at.as_ref())
+        .map(|t| t.0);
+    let request = signals::next_request(Timestamp::now(), acked);
     let active =
         status.and_then(|s| cloudkit_shared::jobs::active_of_type(&s.jobs, JobType::Provision));
     let signal = Signal {
@@ -68,8 +70,8 @@ pub fn verdict(ci: &ComputeInstance, name: &str, request: Timestamp, palette: Pa
         .status
         .as_ref()
         .and_then(|s| s.last_provision_requested_at.as_ref())
-        .is_some_and(|t| whole_seconds(t.0) >= request);
-    if !acked {
+        .map(|t| t.0);
+    if !signals::acknowledges(acked, request) {
         return Verdict::Pending("waiting for the runner to acknowledge the request".into());
     }
     let Some(job) = job_for(ci, request) else {
@@ -83,7 +85,7 @@ pub fn verdict(ci: &ComputeInstance, name: &str, request: Timestamp, palette: Pa
         JobState::Failed | JobState::Canceled => Verdict::Failed(format!(
             "provision job {id} of computeinstance {name:?} {} ({}): {}",
             job.state.to_string().to_lowercase(),
-            job.reason.as_deref().unwrap_or("JobFailed"),
+            job.reason.as_deref().unwrap_or(reasons::JOB_FAILED),
             job.message
         )),
         _ => Verdict::Pending(progress_line(job, palette)),

@@ -1,11 +1,9 @@
 //! `kubectl cloudkit restart NAME [--at TIME | --in DURATION] [--wait]`: writes
 //! `spec.restartRequestedAt`; the runner deletes the VMI and KubeVirt recreates it.
 
-use std::time::Duration;
-
 use cloudkit_shared::conditions as cond;
-use cloudkit_shared::signals::whole_seconds;
-use cloudkit_shared::{ComputeInstance, JobEntry, JobState, JobType};
+use cloudkit_shared::signals::{self, until, whole_seconds};
+use cloudkit_shared::{ComputeInstance, JobEntry, JobState, JobType, reasons};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
 use crate::cli::RestartArgs;
@@ -39,20 +37,15 @@ pub async fn run(target: &Target, args: &RestartArgs, out: &Output) -> Result<()
 }
 
 /// The newest restart request the runner has seen: acknowledged or served by a job.
-/// (The runner compares a new request against the same two.)
 pub fn last_request(ci: &ComputeInstance) -> Option<Timestamp> {
-    let status = ci.status.as_ref()?;
-    let acked = status.last_restarted_at.as_ref().map(|t| t.0);
-    let served = cloudkit_shared::jobs::latest_of_type(&status.jobs, JobType::Restart)
-        .and_then(|j| j.requested_at.as_ref().map(|t| t.0));
-    acked.max(served).map(whole_seconds)
+    signals::restart_acknowledged(ci.status.as_ref())
 }
 
 /// A request in spec the runner has not acted on yet.
 fn pending_request(ci: &ComputeInstance, now: Timestamp) -> Option<Timestamp> {
     let requested = ci.spec.restart_requested_at.as_ref().map(|t| t.0);
-    match cloudkit_shared::signals::signal(requested, last_request(ci), now) {
-        cloudkit_shared::signals::Signal::Scheduled(at) => Some(at),
+    match signals::signal(requested, last_request(ci), now) {
+        signals::Signal::Scheduled(at) => Some(at),
         _ => None,
     }
 }
@@ -75,20 +68,15 @@ pub fn request_time(
             .map_err(|_| Error::Usage(format!("--in {secs}s is too far in the future")))?,
         (None, None) => now,
     };
-    let wanted = whole_seconds(wanted);
     match last {
-        Some(last) if wanted <= last && at.is_some() => Err(Error::Usage(format!(
-            "--at {wanted} is not later than the last restart request ({last}); the runner would ignore it"
-        ))),
-        Some(last) if wanted <= last => Ok(last
-            .checked_add(SignedDuration::from_secs(1))
-            .unwrap_or(last)),
-        _ => Ok(wanted),
+        Some(last) if at.is_some() && signals::acknowledges(Some(last), wanted) => {
+            Err(Error::Usage(format!(
+                "--at {} is not later than the last restart request ({last}); the runner would ignore it",
+                whole_seconds(wanted)
+            )))
+        }
+        _ => Ok(signals::next_request(wanted, last)),
     }
-}
-
-pub fn until(now: Timestamp, at: Timestamp) -> Duration {
-    Duration::try_from(at.duration_since(now)).unwrap_or(Duration::ZERO)
 }
 
 /// What the plugin just asked for, in one line.
@@ -126,10 +114,7 @@ fn job_for(ci: &ComputeInstance, request: Timestamp) -> Option<&JobEntry> {
 pub fn verdict(ci: &ComputeInstance, name: &str, request: Timestamp, palette: Palette) -> Verdict {
     let status = ci.status.clone().unwrap_or_default();
     let job = job_for(ci, request);
-    let acked = status
-        .last_restarted_at
-        .as_ref()
-        .map(|t| whole_seconds(t.0));
+    let acked = status.last_restarted_at.as_ref().map(|t| t.0);
     let done_message = |job: Option<&JobEntry>| {
         let detail = job
             .filter(|j| !j.message.is_empty())
@@ -137,14 +122,14 @@ pub fn verdict(ci: &ComputeInstance, name: &str, request: Timestamp, palette: Pa
             .unwrap_or_default();
         format!("computeinstance {name:?} restarted{detail}")
     };
-    if acked.is_some_and(|a| a >= request) {
+    if signals::acknowledges(acked, request) {
         return Verdict::Done(done_message(job));
     }
     if let Some(job) = job {
         match job.state {
             JobState::Succeeded => return Verdict::Done(done_message(Some(job))),
             JobState::Failed | JobState::Canceled => {
-                let reason = job.reason.as_deref().unwrap_or("JobFailed");
+                let reason = job.reason.as_deref().unwrap_or(reasons::JOB_FAILED);
                 return Verdict::Failed(format!(
                     "restart of computeinstance {name:?} failed ({reason}): {}",
                     job.message

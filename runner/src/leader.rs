@@ -6,6 +6,9 @@ use tracing::info;
 
 use crate::config::LeaderSettings;
 
+/// How long releasing the lease may take at shutdown.
+const RELEASE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Error in leader election.
 #[derive(Debug, thiserror::Error)]
 #[error("leader election with Lease {namespace}/{name}: {cause}")]
@@ -42,13 +45,27 @@ pub async fn start(client: kube::Client, s: &LeaderSettings) -> Result<Election,
 }
 
 impl Election {
-    /// Stops renewing and frees the lease so a standby takes over at once.
+    /// Stops renewing and frees the lease so a standby takes over at once. Bounded: with
+    /// the API server unreachable the lease is left to expire by itself.
     pub async fn release(self) {
         drop(self.is_leader);
-        if let Ok(Ok(manager)) = self.task.await
-            && let Err(e) = manager.release().await
-        {
-            tracing::warn!(error = %e, "could not release the lease; it expires by itself");
+        let release = async {
+            // The manager's task releases the lease itself once the channel closes.
+            match self.task.await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        match tokio::time::timeout(RELEASE_TIMEOUT, release).await {
+            Ok(Ok(())) => info!("lease released"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "could not release the lease; it expires by itself")
+            }
+            Err(_) => tracing::warn!(
+                timeout_secs = RELEASE_TIMEOUT.as_secs(),
+                "could not release the lease in time (API server unreachable?); it expires by itself"
+            ),
         }
     }
 }

@@ -1,8 +1,17 @@
 //! cloudkit-runner entry point: configuration, logging, leader election, then the controller.
 
+use std::future::Future;
+use std::time::{Duration, Instant};
+
 use cloudkit_runner::{controller, http, leader, metrics::Metrics};
+use futures::FutureExt;
 use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;
+
+/// How long reconciles in flight may run on after a stop before they are dropped. Dropping
+/// one is safe: an intent is written before its launch, so an unanswered launch is found
+/// again by the next leader (lifecycle rule 2), and each status write is one atomic request.
+const DRAIN: Duration = Duration::from_secs(3);
 
 #[tokio::main]
 async fn main() {
@@ -49,10 +58,17 @@ async fn main() {
     ));
 
     let election = match &settings.leader {
-        Some(l) => match leader::start(client.clone(), l).await {
-            Ok(e) => Some(e),
-            Err(e) => fail(e.to_string()),
-        },
+        Some(l) => {
+            let mut stop = stop_rx.clone();
+            tokio::select! {
+                started = leader::start(client.clone(), l) => match started {
+                    Ok(e) => Some(e),
+                    Err(e) => fail(e.to_string()),
+                },
+                // The API server may be unreachable at start-up: a stop still ends the process.
+                _ = stop.wait_for(|s| *s) => std::process::exit(0),
+            }
+        }
         None => None,
     };
     let mut code = 0;
@@ -79,9 +95,11 @@ async fn main() {
                 let mut lost_flag = leading.clone();
                 let shutdown = async move {
                     tokio::select! { _ = lost => {}, _ = stopped => {} }
-                };
-                if let Err(err) = controller::run(client, settings, metrics.clone(), shutdown).await
-                {
+                }
+                .boxed()
+                .shared();
+                let run = controller::run(client, settings, metrics.clone(), shutdown.clone());
+                if let Err(err) = bounded(run, shutdown).await {
                     eprintln!("cloudkit-runner: {err}");
                     code = 1;
                 }
@@ -92,24 +110,43 @@ async fn main() {
             }
         }
         None => {
-            if let Err(e) = controller::run(
-                client,
-                settings,
-                metrics.clone(),
-                until(stop_rx.clone(), true),
-            )
-            .await
-            {
+            let stopped = until(stop_rx.clone(), true).boxed().shared();
+            let run = controller::run(client, settings, metrics.clone(), stopped.clone());
+            if let Err(e) = bounded(run, stopped).await {
                 eprintln!("cloudkit-runner: {e}");
                 code = 1;
             }
         }
     }
+    let stopping = Instant::now();
     if let Some(e) = election {
         e.release().await;
     }
     server.abort();
+    tracing::info!(
+        release_ms = stopping.elapsed().as_millis() as u64,
+        code,
+        "exiting"
+    );
     std::process::exit(code);
+}
+
+/// Runs the controller; once `halt` resolves, reconciles in flight get [`DRAIN`] to finish
+/// and are then dropped, so a stop never waits on a hung request or an unsynced cache.
+async fn bounded<E>(
+    run: impl Future<Output = Result<(), E>>,
+    halt: impl Future<Output = ()>,
+) -> Result<(), E> {
+    tokio::select! {
+        result = run => result,
+        _ = async { halt.await; tokio::time::sleep(DRAIN).await } => {
+            tracing::warn!(
+                drain_secs = DRAIN.as_secs(),
+                "reconciles still running after the stop; dropping them (an intent not yet launched is found again by the next leader)"
+            );
+            Ok(())
+        }
+    }
 }
 
 fn fail(message: String) -> ! {

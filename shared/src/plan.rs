@@ -19,7 +19,7 @@ use crate::instance::{
 use crate::jobs::{self, JobUpdate};
 use crate::management::{self, ManagementState};
 use crate::reasons;
-use crate::signals::{Signal, signal};
+use crate::signals::{Signal, restart_acknowledged, signal, until};
 use crate::template_parameters::{self, TemplateParametersError};
 
 /// Which provider new jobs use (in-flight jobs stay with the one that started them).
@@ -330,11 +330,6 @@ fn id_of(job: &JobEntry) -> &str {
 /// `ts + d`, saturating at the end of time.
 pub fn after(ts: Timestamp, d: Duration) -> Timestamp {
     ts.saturating_add(d).unwrap_or(Timestamp::MAX)
-}
-
-/// Time from `now` until `at`, zero when `at` has passed.
-pub fn until(now: Timestamp, at: Timestamp) -> Duration {
-    Duration::try_from(at.duration_since(now)).unwrap_or(Duration::ZERO)
 }
 
 /// Capped exponential backoff for the `failures`-th consecutive failure (1-based).
@@ -871,14 +866,7 @@ impl<'a> Planner<'a> {
         if jobs::active_of_type(&self.st.jobs, JobType::Restart).is_some() {
             return;
         }
-        let latest_request = jobs::latest_of_type(&self.st.jobs, JobType::Restart)
-            .and_then(|j| j.requested_at.as_ref().map(|t| t.0));
-        let acked = self
-            .st
-            .last_restarted_at
-            .as_ref()
-            .map(|t| t.0)
-            .max(latest_request);
+        let acked = restart_acknowledged(Some(&self.st));
         let requested = self.ci.spec.restart_requested_at.as_ref().map(|t| t.0);
         match signal(requested, acked, self.obs.now) {
             Signal::Absent | Signal::Done => self.remove_cond(cond::RESTART_SCHEDULED),

@@ -1,7 +1,11 @@
 //! The declarative request pattern: a timestamp in spec asks, one in status acknowledges.
 
-use jiff::Timestamp;
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::jiff;
+
+use crate::instance::{ComputeInstanceStatus, JobType};
 
 /// Where a signal stands at `now`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,14 +29,45 @@ pub fn signal(
     let Some(requested) = requested.map(whole_seconds) else {
         return Signal::Absent;
     };
-    let acknowledged = acknowledged.map(whole_seconds);
-    if acknowledged.is_some_and(|ack| requested <= ack) {
+    if acknowledges(acknowledged, requested) {
         Signal::Done
     } else if requested > whole_seconds(now) {
         Signal::Scheduled(requested)
     } else {
         Signal::Due(requested)
     }
+}
+
+/// Whether `acknowledged` answers `requested`: a request no later than its acknowledgement
+/// is done, so the plugin waits for exactly what the runner treats as done.
+pub fn acknowledges(acknowledged: Option<Timestamp>, requested: Timestamp) -> bool {
+    acknowledged.is_some_and(|ack| whole_seconds(requested) <= whole_seconds(ack))
+}
+
+/// The time to write for a request: `wanted` in whole seconds, moved a whole second past
+/// the last acknowledgement when it is not later (else it would read as already done).
+pub fn next_request(wanted: Timestamp, acknowledged: Option<Timestamp>) -> Timestamp {
+    let wanted = whole_seconds(wanted);
+    match acknowledged.map(whole_seconds) {
+        Some(ack) if wanted <= ack => ack.checked_add(SignedDuration::from_secs(1)).unwrap_or(ack),
+        _ => wanted,
+    }
+}
+
+/// The restart request a new one is compared against: the later of the acknowledgement
+/// (`status.lastRestartedAt`) and the request the newest restart job served, so a request
+/// whose job failed is not run again.
+pub fn restart_acknowledged(status: Option<&ComputeInstanceStatus>) -> Option<Timestamp> {
+    let status = status?;
+    let acked = status.last_restarted_at.as_ref().map(|t| t.0);
+    let served = crate::jobs::latest_of_type(&status.jobs, JobType::Restart)
+        .and_then(|j| j.requested_at.as_ref().map(|t| t.0));
+    acked.max(served).map(whole_seconds)
+}
+
+/// Time from `now` until `at`, zero when `at` has passed.
+pub fn until(now: Timestamp, at: Timestamp) -> Duration {
+    Duration::try_from(at.duration_since(now)).unwrap_or(Duration::ZERO)
 }
 
 /// Kubernetes stores `metav1.Time` in whole seconds, so an acknowledgement written back
@@ -135,4 +170,24 @@ pub fn parse_duration(input: &str) -> Result<std::time::Duration, TimeError> {
     let secs = u64::try_from(total / 1_000_000_000).map_err(|_| err())?;
     let nanos = u32::try_from(total % 1_000_000_000).map_err(|_| err())?;
     Ok(std::time::Duration::new(secs, nanos))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn requests_move_past_the_last_acknowledgement() {
+        let now = ts("2026-11-22T10:00:00.5Z");
+        assert_eq!(next_request(now, None), ts("2026-11-22T10:00:00Z"));
+        let ack = ts("2026-11-22T10:00:00Z");
+        assert_eq!(next_request(now, Some(ack)), ts("2026-11-22T10:00:01Z"));
+        assert!(acknowledges(Some(ack), ts("2026-11-22T10:00:00.9Z")));
+        assert!(!acknowledges(Some(ack), next_request(now, Some(ack))));
+        assert!(!acknowledges(None, ack));
+    }
 }

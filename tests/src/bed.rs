@@ -19,6 +19,7 @@ use crate::aap_sim::{
 use crate::control_plane::ControlPlane;
 use crate::eda_sim::{EdaSimConfig, EdaSimulator};
 use crate::kubevirt_sim::{KubevirtSimulator, serves_namespace, vm_resource, vmi_resource};
+use crate::reference_playbooks;
 use crate::rulebook::{Rulebook, WebhookAuth};
 use crate::runner_process::RunnerProcess;
 use crate::tenants::TenantNames;
@@ -43,9 +44,10 @@ pub struct Bed {
     pub cp: BedControlPlane,
 }
 
-/// The control plane a bed runs on: the test binary's shared one, or one of its own.
+/// The control plane a bed runs on: one that outlives it (the test binary's shared one), or
+/// one of its own.
 pub enum BedControlPlane {
-    Shared(&'static ControlPlane),
+    Static(&'static ControlPlane),
     Own(Box<ControlPlane>),
 }
 
@@ -54,7 +56,7 @@ impl Deref for BedControlPlane {
 
     fn deref(&self) -> &ControlPlane {
         match self {
-            Self::Shared(cp) => cp,
+            Self::Static(cp) => cp,
             Self::Own(cp) => cp,
         }
     }
@@ -77,15 +79,21 @@ pub fn quick_job() -> JobBehavior {
 impl Bed {
     /// Everything but the runner, on the shared control plane, in a fresh namespace.
     pub async fn without_runner(prefix: &str) -> anyhow::Result<Self> {
-        Self::on(
-            BedControlPlane::Shared(ControlPlane::shared().await?),
-            prefix,
-        )
-        .await
+        Self::without_runner_on(ControlPlane::shared().await?, prefix).await
     }
 
-    /// Everything but the runner, on a control plane of the bed's own: for a runner that
-    /// watches every namespace, which on the shared one would take other tests' instances.
+    /// Everything but the runner, on `cp` (a control plane a test may stop), in a fresh
+    /// namespace.
+    pub async fn without_runner_on(
+        cp: &'static ControlPlane,
+        prefix: &str,
+    ) -> anyhow::Result<Self> {
+        Self::on(BedControlPlane::Static(cp), prefix).await
+    }
+
+    /// Everything but the runner, on a control plane of the bed's own, stopped with it: for
+    /// a runner that watches every namespace, which on the shared one would take other
+    /// tests' instances.
     pub async fn alone_without_runner(prefix: &str) -> anyhow::Result<Self> {
         let cp = ControlPlane::start().await?;
         Self::on(BedControlPlane::Own(Box::new(cp)), prefix).await
@@ -176,6 +184,34 @@ impl Bed {
         ];
         self.rulebook = Some(rulebook);
         Ok(env)
+    }
+
+    /// Makes the bed's provision and deprovision templates run the reference playbooks
+    /// (`ansible/`) for real instead of the simulated effects. The playbooks manage the
+    /// VM and the `computeinstance-aap` finalizer themselves; the KubeVirt simulator still
+    /// makes the VMI. The first call may install the Ansible environment (minutes).
+    pub async fn use_real_playbooks(&self) -> anyhow::Result<()> {
+        let env = tokio::task::spawn_blocking(crate::ansible_env::ensure).await??;
+        let home = self.dir.path().join("ansible-home");
+        std::fs::create_dir_all(&home)?;
+        let kubeconfig = self.cp.kubeconfig_path();
+        for (id, playbook) in [
+            (
+                PROVISION_TEMPLATE_ID,
+                reference_playbooks::PROVISION_PLAYBOOK,
+            ),
+            (
+                DEPROVISION_TEMPLATE_ID,
+                reference_playbooks::DEPROVISION_PLAYBOOK,
+            ),
+        ] {
+            let run = reference_playbooks::playbook_run(&env, playbook, kubeconfig, &home);
+            anyhow::ensure!(
+                self.aap.update_template(id, |t| t.playbook = Some(run)),
+                "the bed's AAP simulator has no template {id}"
+            );
+        }
+        Ok(())
     }
 
     /// Everything, with the runner started.
@@ -279,6 +315,26 @@ impl Bed {
 
     /// Waits until `check` holds for the instance (None = it is gone), or fails with the
     /// instance and the runner's log tail, so a failure says what happened.
+    /// Waits until the runner has reconciled the instance's current spec
+    /// (`status.observedGeneration` reached `metadata.generation`): the positive sign a
+    /// test needs before it asserts that a spec change did nothing else.
+    pub async fn wait_reconciled(
+        &self,
+        name: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<ComputeInstance> {
+        let generation = self.instances().get(name).await?.metadata.generation;
+        let ci = self
+            .wait_for(
+                name,
+                "status.observedGeneration reaches the spec's generation",
+                timeout,
+                |ci| ci.and_then(|c| c.status.as_ref()?.observed_generation) >= generation,
+            )
+            .await?;
+        ci.ok_or_else(|| anyhow::anyhow!("{name} is gone while waiting for its reconcile"))
+    }
+
     pub async fn wait_for(
         &self,
         name: &str,

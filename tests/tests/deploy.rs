@@ -160,6 +160,7 @@ async fn kustomization_is_accepted_by_the_api_server() -> anyhow::Result<()> {
     for expected in [
         "namespace/cloudkit-system",
         "customresourcedefinition.apiextensions.k8s.io/computeinstances.cloudkit.openshift.io",
+        "customresourcedefinition.apiextensions.k8s.io/tenants.cloudkit.openshift.io",
         "serviceaccount/cloudkit-runner",
         "clusterrole.rbac.authorization.k8s.io/cloudkit-runner",
         "clusterrolebinding.rbac.authorization.k8s.io/cloudkit-runner",
@@ -178,7 +179,7 @@ async fn kustomization_is_accepted_by_the_api_server() -> anyhow::Result<()> {
     }
     assert_eq!(
         stdout.lines().count(),
-        12,
+        13,
         "nothing more than listed:\n{stdout}"
     );
     // The dry run created nothing.
@@ -553,8 +554,8 @@ async fn edit_role_sends_signals_and_view_role_reads() -> anyhow::Result<()> {
         ("cloudkit-edit", &["edit", "admin"][..]),
     ] {
         let role: ClusterRole = object(&objects, "ClusterRole", name)?;
-        // Aggregation is done by kube-controller-manager, which does not run here: check
-        // the labels, and bind the roles directly below.
+        // Aggregation is done by kube-controller-manager's ClusterRole aggregation controller,
+        // which the bed does not run: check the labels, and bind the roles directly below.
         for to in aggregates_to {
             assert_eq!(
                 role.labels()

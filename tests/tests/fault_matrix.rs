@@ -613,14 +613,32 @@ async fn aap_429_retry_after_is_honoured() -> anyhow::Result<()> {
     bed.start_runner(vec![])?;
     bed.create_default("vm").await?;
     sees(&bed, "vm", row, &[]).await?;
-    // AAP asked for 3 s between requests; count the launches in a 6 s window.
-    let before = bed.aap.counter(Endpoint::Launch).requests;
-    tokio::time::sleep(Duration::from_secs(6)).await;
-    let launches = bed.aap.counter(Endpoint::Launch).requests - before;
-    assert!(
-        launches <= 3,
-        "{launches} launches in 6 s although AAP asked to wait 3 s between them"
-    );
+    // AAP asked for 3 s between requests: wait for one more launch (the runner kept
+    // trying), then check each came no sooner than 3 s after the answer before it.
+    let launches = || {
+        bed.aap
+            .requests()
+            .into_iter()
+            .filter(|r| r.endpoint == Endpoint::Launch)
+            .collect::<Vec<_>>()
+    };
+    let before = launches().len();
+    let seen = bed
+        .aap
+        .wait_until(WAIT, || Some(launches()).filter(|l| l.len() > before))
+        .await
+        .ok_or_else(|| {
+            anyhow::anyhow!("the runner launched no more than {before} times in {WAIT:?}")
+        })?;
+    for pair in seen.windows(2) {
+        let answered = pair[0].answered_at.expect("a 429 is answered");
+        let gap = pair[1].at.duration_since(answered);
+        assert!(
+            gap >= k8s_openapi::jiff::SignedDuration::from_secs(3),
+            "launch {} came {gap:#} after the 429 before it, although AAP asked to wait 3 s",
+            pair[1].seq
+        );
+    }
     Ok(())
 }
 

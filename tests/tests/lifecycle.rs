@@ -58,7 +58,7 @@ async fn spec_change_reprovisions_and_restart_request_does_not() -> anyhow::Resu
         json!({"restartRequestedAt": k8s_openapi::jiff::Timestamp::now().to_string()}),
     )
     .await?;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    bed.wait_reconciled("vm-b", WAIT).await?;
     assert_eq!(
         bed.aap.jobs_of(&bed.namespace, "vm-b").len(),
         1,

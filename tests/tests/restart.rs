@@ -66,8 +66,13 @@ async fn restart_replaces_the_vmi_and_acknowledges_the_request() -> anyhow::Resu
         Timestamp::from_second(request.as_second() - 60).unwrap(),
     )
     .await?;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    let ci = bed.wait_reconciled("vm-r", WAIT).await?;
     assert_eq!(vmi_uid(&bed, "vm-r").await?, Some(after));
+    assert_eq!(
+        jobs_of(&ci, JobType::Restart).len(),
+        1,
+        "no second restart job"
+    );
     assert_eq!(bed.kubevirt.knobs.recreated.load(Ordering::Relaxed), 1);
     Ok(())
 }
@@ -196,7 +201,15 @@ async fn runner_killed_mid_restart_deletes_the_vmi_once() -> anyhow::Result<()> 
             .is_some_and(|t| t.0 >= request)
     })
     .await?;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // A reconcile of the restarted runner after the acknowledgement, through a spec change
+    // it ignores (an older request): any second deletion would have come by then.
+    request_restart(
+        &bed,
+        "vm-k",
+        Timestamp::from_second(request.as_second() - 60).unwrap(),
+    )
+    .await?;
+    bed.wait_reconciled("vm-k", WAIT).await?;
     assert_eq!(
         bed.kubevirt.knobs.recreated.load(Ordering::Relaxed),
         1,

@@ -284,6 +284,8 @@ async fn no_secret_in_logs_events_status_or_what_the_runner_sends() -> anyhow::R
 fn help_and_configuration_errors_do_not_echo_secrets() -> anyhow::Result<()> {
     let bin = runner_binary()?;
     let env = [
+        // Named: with both AAP and a webhook set, the provider is not inferred.
+        ("CLOUDKIT_PROVISIONING_PROVIDER", "aap"),
         ("CLOUDKIT_AAP_URL", "https://aap.example.com/api/controller"),
         ("CLOUDKIT_AAP_TOKEN", AAP_TOKEN),
         ("CLOUDKIT_AAP_PROVISION_TEMPLATE", "p"),
