@@ -1,11 +1,16 @@
 //! A test bed: the real control plane, the AAP and KubeVirt simulators, and the real
 //! runner as a process, in a namespace of their own.
 
+use std::future::Future;
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use cloudkit_shared::names::{INSTANCE_LABEL, TENANT_ANNOTATION};
+use cloudkit_shared::tenant::Tenant;
 use cloudkit_shared::{ComputeInstance, ComputeInstanceSpec};
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use tempfile::TempDir;
 
 use crate::aap_sim::{
@@ -13,10 +18,11 @@ use crate::aap_sim::{
 };
 use crate::control_plane::ControlPlane;
 use crate::eda_sim::{EdaSimConfig, EdaSimulator};
-use crate::kubevirt_sim::KubevirtSimulator;
+use crate::kubevirt_sim::{KubevirtSimulator, serves_namespace, vm_resource, vmi_resource};
 use crate::reference_playbooks;
 use crate::rulebook::{Rulebook, WebhookAuth};
 use crate::runner_process::RunnerProcess;
+use crate::tenants::TenantNames;
 
 pub const PROVISION_TEMPLATE: &str = "cloudkit-create-compute-instance";
 pub const DEPROVISION_TEMPLATE: &str = "cloudkit-delete-compute-instance";
@@ -24,7 +30,6 @@ pub const PROVISION_TEMPLATE_ID: u64 = 10;
 pub const DEPROVISION_TEMPLATE_ID: u64 = 11;
 
 pub struct Bed {
-    pub cp: &'static ControlPlane,
     pub client: kube::Client,
     pub namespace: String,
     pub aap: AapSimulator,
@@ -35,6 +40,26 @@ pub struct Bed {
     /// The real ansible-rulebook, started on demand by [`Bed::start_rulebook`].
     pub rulebook: Option<Rulebook>,
     pub dir: TempDir,
+    /// Last, so that a control plane of the bed's own stops after the runner and simulators.
+    pub cp: BedControlPlane,
+}
+
+/// The control plane a bed runs on: one that outlives it (the test binary's shared one), or
+/// one of its own.
+pub enum BedControlPlane {
+    Static(&'static ControlPlane),
+    Own(Box<ControlPlane>),
+}
+
+impl Deref for BedControlPlane {
+    type Target = ControlPlane;
+
+    fn deref(&self) -> &ControlPlane {
+        match self {
+            Self::Static(cp) => cp,
+            Self::Own(cp) => cp,
+        }
+    }
 }
 
 /// The bearer token the bed's EDA simulator expects.
@@ -63,6 +88,18 @@ impl Bed {
         cp: &'static ControlPlane,
         prefix: &str,
     ) -> anyhow::Result<Self> {
+        Self::on(BedControlPlane::Static(cp), prefix).await
+    }
+
+    /// Everything but the runner, on a control plane of the bed's own, stopped with it: for
+    /// a runner that watches every namespace, which on the shared one would take other
+    /// tests' instances.
+    pub async fn alone_without_runner(prefix: &str) -> anyhow::Result<Self> {
+        let cp = ControlPlane::start().await?;
+        Self::on(BedControlPlane::Own(Box::new(cp)), prefix).await
+    }
+
+    async fn on(cp: BedControlPlane, prefix: &str) -> anyhow::Result<Self> {
         let client = cp.client().await?;
         let namespace = cp.test_namespace(prefix).await?;
         let mut provision = TemplateConfig::job(PROVISION_TEMPLATE_ID, PROVISION_TEMPLATE);
@@ -312,21 +349,104 @@ impl Bed {
                 return Ok(current);
             }
             if Instant::now() > deadline {
-                let logs = self.runner_logs();
-                let tail: Vec<&str> = logs.lines().rev().take(40).collect();
-                let rulebook = self
-                    .rulebook
-                    .as_ref()
-                    .map(|r| format!("\n{}", r.log_tail(40)))
-                    .unwrap_or_default();
                 anyhow::bail!(
-                    "timed out after {timeout:?} waiting for {name}: {what}\ninstance: {}\nrunner log (newest first):\n{}{rulebook}",
+                    "timed out after {timeout:?} waiting for {name}: {what}\ninstance: {}\n{}",
                     serde_json::to_string_pretty(&current).unwrap_or_default(),
-                    tail.join("\n")
+                    self.diagnostics()
                 );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Waits until `probe` finds something (`Some`), or fails naming `what` with the
+    /// runner's log tail.
+    pub async fn wait_until<T, F, Fut>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut probe: F,
+    ) -> anyhow::Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = anyhow::Result<Option<T>>>,
+    {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(found) = probe().await? {
+                return Ok(found);
+            }
+            if Instant::now() > deadline {
+                anyhow::bail!(
+                    "timed out after {timeout:?} waiting for {what}\n{}",
+                    self.diagnostics()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The runner's (and the rulebook's) last log lines, for a failure message.
+    fn diagnostics(&self) -> String {
+        let logs = self.runner_logs();
+        let tail: Vec<&str> = logs.lines().rev().take(40).collect();
+        let rulebook = self
+            .rulebook
+            .as_ref()
+            .map(|r| format!("\n{}", r.log_tail(40)))
+            .unwrap_or_default();
+        format!("runner log (newest first):\n{}{rulebook}", tail.join("\n"))
+    }
+
+    /// Creates an instance of `tenant` (annotation `cloudkit.openshift.io/tenant`) with the
+    /// default spec.
+    pub async fn create_for_tenant(
+        &self,
+        name: &str,
+        tenant: &str,
+    ) -> anyhow::Result<ComputeInstance> {
+        let mut ci = ComputeInstance::new(
+            name,
+            ComputeInstanceSpec {
+                template_id: "osac.templates.ocp_small".into(),
+                ..Default::default()
+            },
+        );
+        ci.annotations_mut()
+            .insert(TENANT_ANNOTATION.into(), tenant.into());
+        Ok(self.instances().create(&PostParams::default(), &ci).await?)
+    }
+
+    /// The Tenant objects of this bed's instances.
+    pub fn tenants(&self) -> Api<Tenant> {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    /// The Tenant object and namespace of `tenant` for this bed's instances.
+    pub fn tenant_names(&self, tenant: &str) -> TenantNames {
+        TenantNames::of(&self.namespace, tenant)
+    }
+
+    /// The namespaces of this bed (its own and its tenants') holding a VM labelled for
+    /// instance `name`.
+    pub async fn vm_namespaces(&self, name: &str) -> anyhow::Result<Vec<String>> {
+        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &vm_resource());
+        let lp = ListParams::default().labels(&format!("{INSTANCE_LABEL}={name}"));
+        Ok(api
+            .list(&lp)
+            .await?
+            .items
+            .iter()
+            .filter_map(|vm| vm.namespace())
+            .filter(|ns| serves_namespace(&self.namespace, ns))
+            .collect())
+    }
+
+    /// The UID of the VMI `name` in `namespace`, if one exists.
+    pub async fn vmi_uid_in(&self, namespace: &str, name: &str) -> anyhow::Result<Option<String>> {
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), namespace, &vmi_resource());
+        Ok(api.get_opt(name).await?.and_then(|v| v.uid()))
     }
 
     pub fn log_dir(&self) -> PathBuf {

@@ -30,6 +30,25 @@ pub fn vmi_resource() -> ApiResource {
     )
 }
 
+/// A VM as a provisioning template leaves it: run strategy `Always`, labelled for instance
+/// `name`. A running simulator serving `namespace` gives it a VMI.
+pub async fn create_vm(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+) -> Result<DynamicObject, kube::Error> {
+    let vms: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &vm_resource());
+    let labels = json!({ INSTANCE_LABEL: name });
+    let vm: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine",
+        "metadata": { "name": name, "labels": labels },
+        "spec": { "runStrategy": "Always", "template": { "metadata": { "labels": labels },
+            "spec": { "domain": { "devices": {}, "resources": { "requests": { "memory": "64Mi" } } } } } }
+    }))
+    .map_err(kube::Error::SerdeError)?;
+    vms.create(&PostParams::default(), &vm).await
+}
+
 /// Knobs a test can turn while the simulator runs.
 #[derive(Default)]
 pub struct KubevirtKnobs {

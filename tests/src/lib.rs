@@ -4,6 +4,7 @@ pub mod ansible_env;
 pub mod bed;
 pub mod bench;
 pub mod control_plane;
+pub mod deletion;
 pub mod demo;
 pub mod eda_sim;
 pub mod krew;

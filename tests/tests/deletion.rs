@@ -8,63 +8,16 @@ use cloudkit_shared::conditions as cond;
 use cloudkit_shared::{ComputeInstanceSpec, DeprovisionFailurePolicy, JobState, JobType, Phase};
 use cloudkit_testbed::aap_sim::{Fault, JobBehavior, Outcome, Role};
 use cloudkit_testbed::bed::{Bed, DEPROVISION_TEMPLATE_ID, PROVISION_TEMPLATE_ID, quick_job};
-use kube::api::{Api, DynamicObject, ListParams};
+use cloudkit_testbed::deletion::vms_anywhere;
 
 const WAIT: Duration = Duration::from_secs(60);
 
-/// No VM with the instance's label anywhere.
 async fn vms_left(bed: &Bed, name: &str) -> anyhow::Result<usize> {
-    let api: Api<DynamicObject> = Api::all_with(
-        bed.client.clone(),
-        &cloudkit_testbed::kubevirt_sim::vm_resource(),
-    );
-    let lp = ListParams::default().labels(&format!(
-        "{}={name}",
-        cloudkit_shared::names::INSTANCE_LABEL
-    ));
-    Ok(api.list(&lp).await?.items.len())
+    vms_anywhere(&bed.client, name).await
 }
 
-/// Watches the instance until it is gone; checks on every observation that no deprovision
-/// job exists while the provision job is still active, and that the deprovision id never
-/// changes. Returns the provision job's states as seen.
 async fn follow_deletion(bed: &Bed, name: &str) -> anyhow::Result<Vec<JobState>> {
-    let deadline = std::time::Instant::now() + WAIT;
-    let mut deprovision_id: Option<String> = None;
-    let mut seen = Vec::new();
-    loop {
-        let Some(ci) = bed.instances().get_opt(name).await? else {
-            return Ok(seen);
-        };
-        if let Some(p) = jobs_of(&ci, JobType::Provision).last() {
-            seen.push(p.state);
-            let deprovisions = jobs_of(&ci, JobType::Deprovision);
-            if p.state.is_active() {
-                assert!(
-                    deprovisions.is_empty(),
-                    "deprovision while provision {:?} is {}",
-                    p.job_id,
-                    p.state
-                );
-            }
-            assert!(
-                deprovisions.len() <= 1,
-                "one deprovision job: {deprovisions:?}"
-            );
-            if let Some(id) = deprovisions.first().and_then(|d| d.job_id.clone()) {
-                if let Some(known) = &deprovision_id {
-                    assert_eq!(known, &id, "the deprovision job id never changes");
-                }
-                deprovision_id = Some(id);
-            }
-        }
-        anyhow::ensure!(
-            std::time::Instant::now() < deadline,
-            "{name} not gone after {WAIT:?}:\n{}",
-            bed.runner_logs()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    cloudkit_testbed::deletion::follow_deletion(bed, name, WAIT).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

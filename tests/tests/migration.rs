@@ -14,14 +14,13 @@ use std::time::Duration;
 
 use cloudkit_shared::config_version::upstream_config_version;
 use cloudkit_shared::names::{
-    AAP_FINALIZER, FINALIZER, INSTANCE_LABEL, MANAGEMENT_STATE_ANNOTATION,
-    RECONCILED_CONFIG_VERSION_ANNOTATION,
+    AAP_FINALIZER, FINALIZER, MANAGEMENT_STATE_ANNOTATION, RECONCILED_CONFIG_VERSION_ANNOTATION,
 };
 use cloudkit_shared::{ComputeInstance, ComputeInstanceSpec, JobState, JobType, reasons};
 use cloudkit_testbed::aap_sim::{DEFAULT_TOKEN, JobBehavior, JobRecord, Role};
 use cloudkit_testbed::bed::{Bed, PROVISION_TEMPLATE_ID, quick_job};
 use cloudkit_testbed::control_plane::crds;
-use cloudkit_testbed::kubevirt_sim::vm_resource;
+use cloudkit_testbed::kubevirt_sim;
 use cloudkit_testbed::runner_process::workspace_binary;
 use k8s_openapi::api::core::v1::Event;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams, PostParams};
@@ -83,16 +82,7 @@ async fn store(
 
 /// The VM a provisioning template created (the KubeVirt simulator gives it a VMI).
 async fn create_vm(bed: &Bed, name: &str) -> anyhow::Result<()> {
-    let vms: Api<DynamicObject> =
-        Api::namespaced_with(bed.client.clone(), &bed.namespace, &vm_resource());
-    let labels = json!({ INSTANCE_LABEL: name });
-    let vm: DynamicObject = serde_json::from_value(json!({
-        "apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine",
-        "metadata": { "name": name, "labels": labels },
-        "spec": { "runStrategy": "Always", "template": { "metadata": { "labels": labels },
-            "spec": { "domain": { "devices": {}, "resources": { "requests": { "memory": "64Mi" } } } } } }
-    }))?;
-    vms.create(&PostParams::default(), &vm).await?;
+    kubevirt_sim::create_vm(&bed.client, &bed.namespace, name).await?;
     Ok(())
 }
 
