@@ -13,13 +13,18 @@ use tracing::{info, warn};
 use crate::aap::{AapError, CancelOutcome};
 use crate::context::Context;
 use crate::eda::EdaAction;
+use crate::error::Error;
 use crate::kubevirt::VirtualMachineInstance;
 use crate::poller::aap_id;
 
-/// Performs every effect of `plan` and folds the outcomes into `plan.status`.
-pub async fn perform(ci: &ComputeInstance, plan: &mut Plan, ctx: &Context) {
+/// Performs every effect of `plan` and folds the outcomes into `plan.status`. Stops with
+/// `Error::NotLeader` (and so writes no status) once this replica no longer holds the Lease.
+pub async fn perform(ci: &ComputeInstance, plan: &mut Plan, ctx: &Context) -> Result<(), Error> {
     let mut events = Vec::new();
     for effect in plan.effects.clone() {
+        if !matches!(effect, Effect::Event(_)) && !ctx.fence.holds().await {
+            return Err(Error::NotLeader);
+        }
         let outcome = match effect {
             Effect::Launch {
                 key,
@@ -48,9 +53,13 @@ pub async fn perform(ci: &ComputeInstance, plan: &mut Plan, ctx: &Context) {
             events.extend(apply_outcome(&mut plan.status, &outcome, Timestamp::now()));
         }
     }
+    if !events.is_empty() && !ctx.fence.holds().await {
+        return Err(Error::NotLeader);
+    }
     for note in events {
         publish(ci, ctx, &note).await;
     }
+    Ok(())
 }
 
 /// The resource as the playbooks expect it: the planned status included, no managedFields.

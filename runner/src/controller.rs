@@ -68,7 +68,7 @@ async fn step(
 ) -> Result<Action, Error> {
     let observed = observe::observe(&ci, ctx).await;
     let mut plan = plan(&ci, &observed, &ctx.settings.policy);
-    act::perform(&ci, &mut plan, ctx).await;
+    act::perform(&ci, &mut plan, ctx).await?;
     let before = ci.status.clone().unwrap_or_default();
     if plan.status != before {
         let written = status::write(api, &ci, &plan.status).await?;
@@ -256,6 +256,7 @@ pub async fn run(
         written: Default::default(),
         launch_not_before: Default::default(),
         metrics: metrics.clone(),
+        fence: crate::fence::Fence::new(&client, settings.leader.as_ref()),
         settings: settings.clone(),
     });
     if let Some(aap) = aap {
