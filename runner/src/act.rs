@@ -247,3 +247,20 @@ pub async fn publish(ci: &ComputeInstance, ctx: &Context, note: &EventNote) {
         warn!(instance = %ci.name_any(), error = %e, "could not record event");
     }
 }
+
+/// While the caches cannot sync for a missing prerequisite, each instance gets one Warning
+/// Event saying what is missing and how to fix it; returns when to look again.
+pub async fn unsynced(ci: &ComputeInstance, ctx: &Context) -> std::time::Duration {
+    let Some(problem) = ctx.caches.missing() else {
+        return std::time::Duration::from_millis(100);
+    };
+    if ctx.caches.first_time_for(&ci.uid().unwrap_or_default()) && ctx.fence.holds().await {
+        let note = EventNote {
+            warning: true,
+            reason: "PrerequisiteMissing".into(),
+            message: format!("cloudkit-runner cannot serve this instance: {problem}"),
+        };
+        publish(ci, ctx, &note).await;
+    }
+    std::time::Duration::from_secs(5)
+}

@@ -34,7 +34,7 @@ pub async fn reconcile(ci: Arc<ComputeInstance>, ctx: Arc<Context>) -> Result<Ac
     let started = Instant::now();
     if !ctx.caches.synced() {
         // Planning without the VM / VMI caches would see no VM and write a wrong status.
-        return Ok(Action::requeue(Duration::from_millis(100)));
+        return Ok(Action::requeue(act::unsynced(&ci, &ctx).await));
     }
     if is_stale(&ci, &ctx) {
         // Our own newer status write has not reached the cache yet; planning on the old
@@ -190,7 +190,7 @@ pub async fn run(
         instance: std::env::var("POD_NAME").ok(),
     };
     let recorder = Recorder::new(client.clone(), reporter);
-    let caches = Arc::new(Caches::default());
+    let caches = Arc::new(Caches::reporting(metrics.missing.clone()));
     let instance_writer = reflector::store::Writer::<ComputeInstance>::default();
     let store = instance_writer.as_reader();
     let unreadables =
