@@ -13,13 +13,18 @@ use tracing::{info, warn};
 use crate::aap::{AapError, CancelOutcome};
 use crate::context::Context;
 use crate::eda::EdaAction;
+use crate::error::Error;
 use crate::kubevirt::VirtualMachineInstance;
 use crate::poller::aap_id;
 
-/// Performs every effect of `plan` and folds the outcomes into `plan.status`.
-pub async fn perform(ci: &ComputeInstance, plan: &mut Plan, ctx: &Context) {
+/// Performs every effect of `plan` and folds the outcomes into `plan.status`. Stops with
+/// `Error::NotLeader` (and so writes no status) once this replica no longer holds the Lease.
+pub async fn perform(ci: &ComputeInstance, plan: &mut Plan, ctx: &Context) -> Result<(), Error> {
     let mut events = Vec::new();
     for effect in plan.effects.clone() {
+        if !matches!(effect, Effect::Event(_)) && !ctx.fence.holds().await {
+            return Err(Error::NotLeader);
+        }
         let outcome = match effect {
             Effect::Launch {
                 key,
@@ -55,9 +60,13 @@ pub async fn perform(ci: &ComputeInstance, plan: &mut Plan, ctx: &Context) {
             events.extend(apply_outcome(&mut plan.status, &outcome, Timestamp::now()));
         }
     }
+    if !events.is_empty() && !ctx.fence.holds().await {
+        return Err(Error::NotLeader);
+    }
     for note in events {
         publish(ci, ctx, &note).await;
     }
+    Ok(())
 }
 
 /// The resource as the playbooks expect it: the planned status included, no managedFields.
@@ -244,4 +253,21 @@ pub async fn publish(ci: &ComputeInstance, ctx: &Context, note: &EventNote) {
     if let Err(e) = ctx.recorder.publish(&event, &ci.object_ref(&())).await {
         warn!(instance = %ci.name_any(), error = %e, "could not record event");
     }
+}
+
+/// While the caches cannot sync for a missing prerequisite, each instance gets one Warning
+/// Event saying what is missing and how to fix it; returns when to look again.
+pub async fn unsynced(ci: &ComputeInstance, ctx: &Context) -> std::time::Duration {
+    let Some(problem) = ctx.caches.missing() else {
+        return std::time::Duration::from_millis(100);
+    };
+    if ctx.caches.first_time_for(&ci.uid().unwrap_or_default()) && ctx.fence.holds().await {
+        let note = EventNote {
+            warning: true,
+            reason: "PrerequisiteMissing".into(),
+            message: format!("cloudkit-runner cannot serve this instance: {problem}"),
+        };
+        publish(ci, ctx, &note).await;
+    }
+    std::time::Duration::from_secs(5)
 }

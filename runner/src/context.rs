@@ -35,4 +35,6 @@ pub struct Context {
     /// `Retry-After`, or a short pause): AAP is not asked again before then.
     pub launch_not_before: Mutex<HashMap<String, std::time::Instant>>,
     pub metrics: crate::metrics::Metrics,
+    /// Checked right before each external effect: only the Lease holder acts.
+    pub fence: crate::fence::Fence,
 }

@@ -35,7 +35,7 @@ pub async fn reconcile(ci: Arc<ComputeInstance>, ctx: Arc<Context>) -> Result<Ac
     let started = Instant::now();
     if !ctx.caches.synced() {
         // Planning without the VM / VMI caches would see no VM and write a wrong status.
-        return Ok(Action::requeue(Duration::from_millis(100)));
+        return Ok(Action::requeue(act::unsynced(&ci, &ctx).await));
     }
     if is_stale(&ci, &ctx) {
         // Our own newer status write has not reached the cache yet; planning on the old
@@ -69,7 +69,7 @@ async fn step(
 ) -> Result<Action, Error> {
     let observed = observe::observe(&ci, ctx).await;
     let mut plan = plan(&ci, &observed, &ctx.settings.policy);
-    act::perform(&ci, &mut plan, ctx).await;
+    act::perform(&ci, &mut plan, ctx).await?;
     let before = ci.status.clone().unwrap_or_default();
     if plan.status != before {
         let written = status::write(api, &ci, &plan.status).await?;
@@ -197,7 +197,7 @@ pub async fn run(
         instance: std::env::var("POD_NAME").ok(),
     };
     let recorder = Recorder::new(client.clone(), reporter);
-    let caches = Arc::new(Caches::default());
+    let caches = Arc::new(Caches::reporting(metrics.missing.clone()));
     let instance_writer = reflector::store::Writer::<ComputeInstance>::default();
     let store = instance_writer.as_reader();
     let unreadables =
@@ -278,6 +278,7 @@ pub async fn run(
         written: Default::default(),
         launch_not_before: Default::default(),
         metrics: metrics.clone(),
+        fence: crate::fence::Fence::new(&client, settings.leader.as_ref()),
         settings: settings.clone(),
     });
     if let Some(aap) = aap {

@@ -13,6 +13,12 @@ pub enum Error {
     DeletionInProgress(Duration),
     #[error("{0}")]
     Config(String),
+    /// The instance changed since the copy this pass was planned from: plan again.
+    #[error("the instance changed since it was read; planning again on the new copy")]
+    Conflict,
+    /// This replica no longer holds the Lease: it performs no further effect.
+    #[error("this replica no longer holds the Lease; leaving the instance to the leader")]
+    NotLeader,
 }
 
 impl Error {
@@ -25,6 +31,7 @@ impl Error {
                 | kube::runtime::finalizer::Error::ApplyFailed(e) => e.requeue_after(),
                 _ => Duration::from_secs(5),
             },
+            Self::Conflict => Duration::from_millis(200),
             _ => Duration::from_secs(5),
         }
     }
@@ -32,7 +39,7 @@ impl Error {
     /// Whether this is a real failure worth a warning in the log.
     pub fn is_failure(&self) -> bool {
         match self {
-            Self::DeletionInProgress(_) => false,
+            Self::DeletionInProgress(_) | Self::Conflict | Self::NotLeader => false,
             Self::Finalizer(inner) => match inner.as_ref() {
                 kube::runtime::finalizer::Error::CleanupFailed(e)
                 | kube::runtime::finalizer::Error::ApplyFailed(e) => e.is_failure(),

@@ -18,13 +18,14 @@ pub fn router(metrics: Metrics) -> Router {
 
 async fn readyz(State(m): State<Metrics>) -> impl IntoResponse {
     if m.is_ready() {
-        (StatusCode::OK, "ready")
-    } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: watch caches syncing",
-        )
+        return (StatusCode::OK, "ready".to_string());
     }
+    let missing = m.missing.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let body = match missing {
+        Some(problem) => format!("not ready: {problem}"),
+        None => "not ready: watch caches syncing".into(),
+    };
+    (StatusCode::SERVICE_UNAVAILABLE, body)
 }
 
 async fn metrics_text(State(m): State<Metrics>) -> impl IntoResponse {

@@ -31,6 +31,8 @@ pub struct Metrics {
     pub unreadable_instances: Gauge,
     /// Watch caches synced and leadership known.
     pub ready: Arc<AtomicBool>,
+    /// A missing prerequisite that keeps the caches from syncing, for `/readyz`.
+    pub missing: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl Default for Metrics {
@@ -84,6 +86,7 @@ impl Default for Metrics {
             leader,
             unreadable_instances,
             ready: Arc::new(AtomicBool::new(false)),
+            missing: Arc::default(),
         }
     }
 }

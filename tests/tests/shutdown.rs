@@ -66,7 +66,7 @@ async fn sigterm_with_caches_that_never_sync_exits_and_releases_the_lease() -> a
     leading(&bed).await?;
     bed.create_default("vm-1").await?;
     // Every watch is refused (no RBAC): the caches never sync.
-    wait_log(bed.runner(), "watch failed").await?;
+    wait_log(bed.runner(), "cannot watch").await?;
     assert!(!bed.runner_logs().contains("watch caches synced"));
     assert!(
         terminate(&mut bed, "caches unsynced").await?,
