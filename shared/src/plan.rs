@@ -664,6 +664,8 @@ impl<'a> Planner<'a> {
             cancel_requested_at: None,
             vmi_uid: None,
             block_deletion_on_failure: false,
+            failure: None,
+            url: None,
         }
     }
 
@@ -1384,7 +1386,7 @@ impl<'a> Planner<'a> {
                     _ => format!("Job{}", job.state),
                 },
                 message: cond::one_line(&format!(
-                    "{} job {} is {}{}",
+                    "{} job {} is {}{}{}",
                     job.job_type,
                     id_of(job),
                     job.state,
@@ -1392,7 +1394,11 @@ impl<'a> Planner<'a> {
                         String::new()
                     } else {
                         format!(": {}", job.message)
-                    }
+                    },
+                    job.failure
+                        .as_ref()
+                        .map(|f| format!("; failed at {}", f.summary()))
+                        .unwrap_or_default()
                 )),
             };
             self.effects.push(Effect::Event(note));
