@@ -216,6 +216,8 @@ pub(crate) mod tests {
             cancel_requested_at: None,
             vmi_uid: None,
             block_deletion_on_failure: false,
+            failure: None,
+            url: None,
         }
     }
 
