@@ -128,6 +128,20 @@ pub fn render(ci: &ComputeInstance, now: Timestamp, palette: Palette) -> String 
             text.push_str("Jobs:\n");
         }
         text.push_str(&indent(&crate::jobs::table(&recent, now, false, palette)));
+        // Failures of the recent jobs, and the newest job's page.
+        for (i, job) in recent.iter().rev().enumerate() {
+            let id = job.job_id.as_deref().unwrap_or("-");
+            if let Some(failure) = &job.failure {
+                text.push_str(&format!(
+                    "Failed at:     {} job {id}: {}\n",
+                    job.job_type,
+                    failure.summary()
+                ));
+            }
+            if let Some(url) = job.url.as_ref().filter(|_| i == 0 || job.failure.is_some()) {
+                text.push_str(&format!("Job page:      {url}\n"));
+            }
+        }
     }
     text
 }

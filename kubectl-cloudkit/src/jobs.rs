@@ -167,12 +167,24 @@ fn row(job: &JobEntry, now: Timestamp, wide: bool) -> Vec<Cell> {
             Cell::from(render::timestamp(job.timestamp.0)),
             Cell::from(at(job.start_time.as_ref())),
             Cell::from(at(job.finish_time.as_ref())),
-            Cell::from(job.message.clone()),
+            Cell::from(wide_message(job)),
         ]);
     } else {
         cells.push(Cell::from(render::truncate(&job.message, MESSAGE_WIDTH)));
     }
     cells
+}
+
+/// The message, then where the job failed and its provider page, when known.
+fn wide_message(job: &JobEntry) -> String {
+    let mut text = job.message.clone();
+    if let Some(failure) = &job.failure {
+        text.push_str(&format!("; failed at {}", failure.summary()));
+    }
+    if let Some(url) = &job.url {
+        text.push_str(&format!(" ({url})"));
+    }
+    text
 }
 
 /// One progress line about a job, for `--wait`.
@@ -229,6 +241,8 @@ pub(crate) mod tests {
             cancel_requested_at: None,
             vmi_uid: None,
             block_deletion_on_failure: false,
+            failure: None,
+            url: None,
         }
     }
 
@@ -399,5 +413,29 @@ eda-webhook-3   provision     Canceled    99m       1m0s       eda        -     
             progress_line(&h[4], Palette::PLAIN),
             "deprovision job: Pending: deprovision requested; launching"
         );
+    }
+
+    #[test]
+    fn wide_shows_where_a_job_failed_and_its_page() {
+        let mut j = job(
+            Some("42"),
+            JobType::Provision,
+            JobState::Failed,
+            "2026-11-22T10:10:00Z",
+        );
+        j.failure = Some(cloudkit_shared::JobFailure {
+            play: "p".into(),
+            task: "Create the VM".into(),
+            host: "localhost".into(),
+            message: "spec: Required value".into(),
+        });
+        j.url = Some("https://aap/execution/jobs/playbook/42/output".into());
+        let wide = table(&[j.clone()], now(), true, Palette::PLAIN);
+        assert!(
+            wide.contains("failed at task \"Create the VM\" on localhost: spec: Required value"),
+            "{wide}"
+        );
+        assert!(wide.contains("https://aap/execution/jobs/playbook/42/output"));
+        assert!(!table(&[j], now(), false, Palette::PLAIN).contains("Create the VM"));
     }
 }

@@ -21,6 +21,11 @@ pub struct Args {
     #[arg(long, env = "CLOUDKIT_AAP_URL")]
     pub aap_url: Option<String>,
 
+    /// AAP UI page of a job, with `{id}` (and optionally `{type}`: playbook or workflow);
+    /// unset: derived from CLOUDKIT_AAP_URL (AAP 2.5+ gateway or AWX).
+    #[arg(long, env = "CLOUDKIT_AAP_UI_JOB_URL")]
+    pub aap_ui_job_url: Option<String>,
+
     /// AAP token (prefer --aap-token-file with a mounted Secret).
     #[arg(long, env = "CLOUDKIT_AAP_TOKEN", hide_env_values = true)]
     pub aap_token: Option<String>,
@@ -227,6 +232,8 @@ pub struct AapSettings {
     pub organization: Option<String>,
     pub provision_template: String,
     pub deprovision_template: String,
+    /// Template of a job's UI page (`{id}`, `{type}`).
+    pub ui_job_url: String,
 }
 
 /// Where the AAP token comes from; `Debug` never shows it.
@@ -412,7 +419,17 @@ impl Args {
                     ));
                 }
             };
+            let ui_job_url = match self.aap_ui_job_url.as_deref().map(str::trim) {
+                Some(t) if !t.is_empty() && !t.contains("{id}") => {
+                    return Err(ConfigError(format!(
+                        "CLOUDKIT_AAP_UI_JOB_URL {t:?} lacks {{id}}: give a URL such as https://aap.example/execution/jobs/playbook/{{id}}/output, or unset it"
+                    )));
+                }
+                Some(t) if !t.is_empty() => t.to_owned(),
+                _ => crate::aap::ui_url::default_template(&url),
+            };
             Some(AapSettings {
+                ui_job_url,
                 url,
                 token,
                 ca_file: self.aap_ca_file.clone(),

@@ -125,7 +125,13 @@ async fn observe_aap(job: &JobEntry, ctx: &Context) -> Option<JobObservation> {
     }
     let (kind, id) = aap_id(job.provider, job.job_id.as_deref())?;
     match ctx.aap_jobs.get(kind, id)? {
-        Polled::Job(j) => Some(seen(&j)),
+        Polled::Job(j) => Some(seen(
+            &j,
+            ctx.settings
+                .aap
+                .as_ref()
+                .map(|s| crate::aap::ui_url::job_url(&s.ui_job_url, kind, id)),
+        )),
         Polled::Purged => Some(JobObservation::Missing {
             message: "AAP answers 404 for it".into(),
         }),
@@ -190,6 +196,12 @@ async fn find_intent(job: &JobEntry, ctx: &Context) -> JobObservation {
                 ),
                 start_time: None,
                 finish_time: None,
+                failure: None,
+                url: Some(crate::aap::ui_url::job_url(
+                    &settings.ui_job_url,
+                    found.kind,
+                    found.id,
+                )),
             },
         },
         Ok(None) => JobObservation::Missing {
@@ -201,7 +213,7 @@ async fn find_intent(job: &JobEntry, ctx: &Context) -> JobObservation {
     }
 }
 
-fn seen(j: &AapJob) -> JobObservation {
+fn seen(j: &AapJob, url: Option<String>) -> JobObservation {
     JobObservation::Seen {
         job_id: j.id.to_string(),
         provider: j.kind.provider(),
@@ -212,6 +224,8 @@ fn seen(j: &AapJob) -> JobObservation {
             // otherwise differ on every poll and cost a no-op status write per job per tick.
             start_time: j.started.map(|t| Time(whole_seconds(t))),
             finish_time: j.finished.map(|t| Time(whole_seconds(t))),
+            failure: j.failure.clone(),
+            url,
         },
     }
 }

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use cloudkit_shared::{ComputeInstance, JobProvider};
+use cloudkit_shared::{ComputeInstance, JobFailure, JobProvider, JobState};
 use futures::channel::mpsc;
 use kube::runtime::reflector::{ObjectRef, Store};
 use tracing::{debug, warn};
@@ -84,7 +84,12 @@ pub async fn tick(
     match aap.poll(&ids).await {
         Ok(found) => {
             for id in ids {
-                let polled = found.get(&id).cloned().map_or(Polled::Purged, Polled::Job);
+                let mut polled = found.get(&id).cloned().map_or(Polled::Purged, Polled::Job);
+                if let Polled::Job(job) = &mut polled
+                    && job.state == JobState::Failed
+                {
+                    job.failure = failure(aap, cache, job).await;
+                }
                 if cache.put(id.0, id.1, polled) {
                     for obj in &wanted[&id] {
                         debug!(job = id.1, instance = %obj, "AAP job changed");
@@ -95,6 +100,23 @@ pub async fn tick(
         }
         Err(e) => {
             warn!(error = %e, jobs = wanted.len(), "polling AAP jobs failed; will retry next tick")
+        }
+    }
+}
+
+/// Why a failed job failed, asked of AAP once: a later poll reuses what the cache has.
+/// A failed lookup leaves the detail out (the one-line message remains) and is logged.
+async fn failure(aap: &AapClient, cache: &JobCache, job: &AapJob) -> Option<Box<JobFailure>> {
+    if let Some(Polled::Job(known)) = cache.get(job.kind, job.id)
+        && known.state == JobState::Failed
+    {
+        return known.failure;
+    }
+    match aap.failure(job).await {
+        Ok(found) => found.map(Box::new),
+        Err(e) => {
+            warn!(job = job.id, error = %e, "reading why AAP job failed failed; its message stays one line");
+            None
         }
     }
 }

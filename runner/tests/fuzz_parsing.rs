@@ -498,6 +498,7 @@ proptest! {
             elapsed,
             job_explanation: explanation,
             result_traceback: traceback,
+            failure: None,
         };
         let message = job.message();
         prop_assert!(!message.contains(['\n', '\r']), "{:?}", message);

@@ -132,6 +132,8 @@ fn seen(
             message,
             start_time: None,
             finish_time,
+            failure: None,
+            url: None,
         },
     }
 }

@@ -186,6 +186,49 @@ pub struct JobEntry {
     /// Deprovision jobs: whether a failure keeps the resource from being deleted.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub block_deletion_on_failure: bool,
+    /// Failed jobs: where it failed, as the provider reports it. Only the newest failed
+    /// job of each type keeps it, so the status stays small.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<JobFailure>,
+    /// The job's page in the provider's UI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
+/// Where a job failed: the play, task and host of the failing result and its message,
+/// one bounded line each.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(transform = crate::schema::no_inferred_defaults)]
+pub struct JobFailure {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub play: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub task: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub host: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+}
+
+impl JobFailure {
+    /// `task "T" on host H: message` (the parts that are known).
+    pub fn summary(&self) -> String {
+        let mut out = String::new();
+        if !self.task.is_empty() {
+            out.push_str(&format!("task \"{}\"", self.task));
+        }
+        if !self.host.is_empty() {
+            out.push_str(&format!(" on {}", self.host));
+        }
+        if !self.message.is_empty() {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&self.message);
+        }
+        out.trim().to_owned()
+    }
 }
 
 /// What a job does.

@@ -1,7 +1,7 @@
 //! Job history rules: append, find, update, trim (lifecycle rules 3 and 4,
 //! docs/lifecycle-rules.md).
 
-use crate::instance::{JobEntry, JobProvider, JobState, JobType};
+use crate::instance::{JobEntry, JobFailure, JobProvider, JobState, JobType};
 use crate::names::EDA_JOB_ID_PREFIX;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
@@ -40,6 +40,10 @@ pub struct JobUpdate {
     pub message: String,
     pub start_time: Option<Time>,
     pub finish_time: Option<Time>,
+    /// Where a failed job failed, when the provider says (boxed: updates are mostly without).
+    pub failure: Option<Box<JobFailure>>,
+    /// The job's page in the provider's UI.
+    pub url: Option<String>,
 }
 
 /// Applies `update` to the job with `key`; returns whether anything changed.
@@ -56,7 +60,32 @@ pub fn apply_update(jobs: &mut [JobEntry], key: &str, update: &JobUpdate) -> boo
     if update.finish_time.is_some() {
         job.finish_time.clone_from(&update.finish_time);
     }
-    *job != before
+    if update.url.is_some() {
+        job.url.clone_from(&update.url);
+    }
+    if job.state != JobState::Failed {
+        job.failure = None;
+    } else if let Some(failure) = &update.failure {
+        job.failure = Some(JobFailure::clone(failure));
+    }
+    let changed = *job != before;
+    keep_newest_failures(jobs);
+    changed
+}
+
+/// Only the newest failed job of each type keeps its failure detail; older ones keep
+/// their one-line message.
+pub fn keep_newest_failures(jobs: &mut [JobEntry]) {
+    for job_type in JobType::ALL {
+        let newest = jobs
+            .iter()
+            .rposition(|j| j.job_type == job_type && j.state == JobState::Failed);
+        for (i, job) in jobs.iter_mut().enumerate() {
+            if job.job_type == job_type && Some(i) != newest {
+                job.failure = None;
+            }
+        }
+    }
 }
 
 /// Appends `job` as the newest entry and trims the history to `limit` (see [`trim`]).
@@ -71,6 +100,7 @@ pub fn append(jobs: &mut Vec<JobEntry>, mut job: JobEntry, limit: usize) {
     }
     jobs.push(job);
     trim(jobs, limit);
+    keep_newest_failures(jobs);
 }
 
 /// Drops terminal jobs, oldest first, until at most `limit` remain. Active jobs and the

@@ -19,7 +19,8 @@ pub mod tenant;
 
 pub use instance::{
     ComputeInstance, ComputeInstanceSpec, ComputeInstanceStatus, DeprovisionFailurePolicy,
-    JobEntry, JobProvider, JobState, JobType, Phase, TenantReference, VirtualMachineReference,
+    JobEntry, JobFailure, JobProvider, JobState, JobType, Phase, TenantReference,
+    VirtualMachineReference,
 };
 
 /// Error turning the CRD into YAML.

@@ -659,6 +659,8 @@ impl<'a> Planner<'a> {
             cancel_requested_at: None,
             vmi_uid: None,
             block_deletion_on_failure: false,
+            failure: None,
+            url: None,
         }
     }
 
@@ -1372,7 +1374,7 @@ impl<'a> Planner<'a> {
                     _ => format!("Job{}", job.state),
                 },
                 message: cond::one_line(&format!(
-                    "{} job {} is {}{}",
+                    "{} job {} is {}{}{}",
                     job.job_type,
                     id_of(job),
                     job.state,
@@ -1380,7 +1382,11 @@ impl<'a> Planner<'a> {
                         String::new()
                     } else {
                         format!(": {}", job.message)
-                    }
+                    },
+                    job.failure
+                        .as_ref()
+                        .map(|f| format!("; failed at {}", f.summary()))
+                        .unwrap_or_default()
                 )),
             };
             self.effects.push(Effect::Event(note));

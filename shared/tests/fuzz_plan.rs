@@ -174,6 +174,8 @@ fn arb_job() -> impl Strategy<Value = (JobEntry, Version)> {
                         cancel_requested_at,
                         vmi_uid: vmi_uid.map(str::to_owned),
                         block_deletion_on_failure,
+                        failure: None,
+                        url: None,
                     },
                     version,
                 )
@@ -382,6 +384,8 @@ fn arb_observation() -> impl Strategy<Value = JobObservation> {
                             message,
                             start_time,
                             finish_time,
+                            failure: None,
+                            url: None,
                         },
                     }
                 }
@@ -838,6 +842,8 @@ fn a_cancel_failure_event_is_one_line() {
         cancel_requested_at: None,
         vmi_uid: None,
         block_deletion_on_failure: false,
+        failure: None,
+        url: None,
     };
     status.jobs.push(job);
     let notes = apply_outcome(
@@ -871,6 +877,8 @@ fn the_next_eda_job_id_does_not_overflow() {
         cancel_requested_at: None,
         vmi_uid: None,
         block_deletion_on_failure: false,
+        failure: None,
+        url: None,
     };
     let next = std::panic::catch_unwind(|| cloudkit_shared::jobs::next_eda_job_id(&[job.clone()]));
     assert!(next.is_ok(), "next_eda_job_id panicked");
@@ -912,6 +920,8 @@ fn a_restart_request_during_a_restart_does_not_orphan_the_first() {
         cancel_requested_at: None,
         vmi_uid: Some("vmi-a".into()),
         block_deletion_on_failure: false,
+        failure: None,
+        url: None,
     };
     ci.status = Some(ComputeInstanceStatus {
         jobs: vec![restart],
@@ -984,6 +994,8 @@ fn a_clock_behind_the_history_does_not_launch_a_second_deprovision() {
             cancel_requested_at: None,
             vmi_uid: None,
             block_deletion_on_failure: true,
+            failure: None,
+            url: None,
         }],
         ..Default::default()
     });
@@ -1045,6 +1057,8 @@ fn a_restart_past_its_deadline_is_not_both_timed_out_and_restarted() {
             cancel_requested_at: None,
             vmi_uid: Some("vmi-a".into()),
             block_deletion_on_failure: false,
+            failure: None,
+            url: None,
         }],
         virtual_machine_reference: Some(VirtualMachineReference {
             namespace: "ns".into(),

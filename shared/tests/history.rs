@@ -112,6 +112,8 @@ fn update_changes_state_and_message_together() {
         message: "canceled in AAP".into(),
         start_time: None,
         finish_time: Some(ts(9)),
+        failure: None,
+        url: None,
     };
     assert!(jobs::apply_update(&mut h, &key, &update));
     assert_eq!(h[0].state, JobState::Canceled);
@@ -169,4 +171,49 @@ fn terminal_and_active_states() {
         assert_eq!(s.is_terminal(), terminal, "{s}");
         assert_eq!(s.is_active(), !terminal, "{s}");
     }
+}
+
+fn failed_at(task: &str) -> JobUpdate {
+    JobUpdate {
+        state: JobState::Failed,
+        message: "failed".into(),
+        start_time: None,
+        finish_time: Some(ts(9)),
+        failure: Some(Box::new(cloudkit_shared::JobFailure {
+            task: task.into(),
+            message: "boom".into(),
+            ..Default::default()
+        })),
+        url: Some("https://aap/j/1".into()),
+    }
+}
+
+#[test]
+fn only_the_newest_failed_job_of_each_type_keeps_its_failure_detail() {
+    let mut h = vec![
+        job(1, JobType::Provision, JobState::Running),
+        job(2, JobType::Deprovision, JobState::Running),
+        job(3, JobType::Provision, JobState::Running),
+    ];
+    let keys: Vec<String> = h.iter().map(|j| j.correlation_key.clone()).collect();
+    for (key, task) in keys.iter().zip(["a", "b", "c"]) {
+        assert!(jobs::apply_update(&mut h, key, &failed_at(task)));
+    }
+    assert_eq!(
+        h[0].failure, None,
+        "an older provision failure drops its detail"
+    );
+    assert_eq!(h[0].message, "failed", "and keeps its one-line message");
+    assert_eq!(h[1].failure.as_ref().unwrap().task, "b");
+    assert_eq!(h[2].failure.as_ref().unwrap().task, "c");
+    assert_eq!(h[2].url.as_deref(), Some("https://aap/j/1"));
+    // A newer failure without detail still makes the older detail go.
+    let mut newer = job(4, JobType::Provision, JobState::Failed);
+    newer.failure = None;
+    jobs::append(&mut h, newer, 10);
+    assert!(
+        h.iter()
+            .all(|j| j.job_type != JobType::Provision || j.failure.is_none())
+    );
+    assert_eq!(h[1].failure.as_ref().unwrap().task, "b");
 }

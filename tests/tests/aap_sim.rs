@@ -1985,3 +1985,128 @@ async fn a_template_lists_its_own_jobs_as_awxkit_reads_a_launch_back() {
         "a job template is no workflow job template"
     );
 }
+
+const FAILING_TASK: &str = "Create the VM";
+const FAILING_MSG: &str = "spec: Required value";
+
+/// A provision template whose playbook fails in a named task.
+async fn failing_job() -> (AapSimulator, Api, u64) {
+    let behavior = JobBehavior {
+        failing_task: Some(FailingTask::new(FAILING_TASK, "localhost", FAILING_MSG)),
+        ..quick()
+    };
+    let config = AapSimConfig::new().template(
+        TemplateConfig::job(PROVISION, "cloudkit provision")
+            .role(Role::Provision)
+            .behavior(behavior),
+    );
+    let (sim, api) = start(config).await;
+    let id = api.launch(PROVISION, vars("ns", "vm1")).await;
+    sim.wait_for_terminal(id, WAIT).await.unwrap();
+    (sim, api, id)
+}
+
+#[tokio::test]
+async fn a_failing_task_ends_the_job_failed_with_awx_events_in_order() {
+    let (_sim, api, id) = failing_job().await;
+    assert_eq!(
+        api.get(&format!("jobs/{id}/")).await.json()["status"],
+        "failed"
+    );
+    let page = api.get(&format!("jobs/{id}/job_events/")).await.json();
+    let events: Vec<&str> = page["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "playbook_on_start",
+            "playbook_on_play_start",
+            "playbook_on_task_start",
+            "runner_on_ok",
+            "playbook_on_task_start",
+            "runner_on_failed",
+            "playbook_on_stats"
+        ]
+    );
+    assert_eq!(page["count"], 7);
+    let counters: Vec<u64> = page["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["counter"].as_u64().unwrap())
+        .collect();
+    assert_eq!(counters, [1, 2, 3, 4, 5, 6, 7]);
+}
+
+#[tokio::test]
+async fn failed_events_filter_by_kind_newest_first_with_the_module_message() {
+    let (_sim, api, id) = failing_job().await;
+    // AWX marks the failed result's task, play and playbook, and the stats, failed too.
+    let all_failed = api
+        .get(&format!("jobs/{id}/job_events/?failed=true"))
+        .await
+        .json();
+    assert_eq!(all_failed["count"], 5, "{all_failed}");
+    let page = api
+        .get(&format!(
+            "jobs/{id}/job_events/?failed=true&event__in=runner_on_failed,runner_on_unreachable&order_by=-counter&page_size=5"
+        ))
+        .await
+        .json();
+    assert_eq!(page["count"], 1, "{page}");
+    let event = &page["results"][0];
+    assert_eq!(event["event"], "runner_on_failed");
+    assert_eq!(event["failed"], true);
+    assert_eq!(event["task"], FAILING_TASK);
+    assert_eq!(event["host_name"], "localhost");
+    assert_eq!(event["play"], "cloudkit provision");
+    assert_eq!(event["event_data"]["res"]["msg"], FAILING_MSG);
+    // The event's stdout keeps ansible-playbook's colours; the job's text output does not.
+    let stdout = event["stdout"].as_str().unwrap();
+    assert!(
+        stdout.contains('\u{1b}') && stdout.contains(FAILING_MSG),
+        "{stdout}"
+    );
+    let text = api.get(&format!("jobs/{id}/stdout/?format=txt")).await.text;
+    assert!(text.contains(&format!("TASK [{FAILING_TASK}]")), "{text}");
+    assert!(text.contains("fatal: [localhost]: FAILED!") && text.contains(FAILING_MSG));
+    assert!(!text.contains('\u{1b}'), "{text}");
+    let single = api
+        .get(&format!("jobs/{id}/job_events/?event=playbook_on_stats"))
+        .await
+        .json();
+    assert_eq!(single["count"], 1);
+    assert_eq!(single["results"][0]["failed"], true);
+}
+
+#[tokio::test]
+async fn job_events_page_and_order_and_refuse_unknown_fields() {
+    let (_sim, api, id) = failing_job().await;
+    let page = api
+        .get(&format!(
+            "jobs/{id}/job_events/?order_by=-counter&page_size=2"
+        ))
+        .await
+        .json();
+    assert_eq!(page["count"], 7);
+    assert_eq!(page["results"].as_array().unwrap().len(), 2);
+    assert_eq!(page["results"][0]["counter"], 7);
+    assert!(page["next"].as_str().unwrap().contains("page=2"), "{page}");
+    let asc = api
+        .get(&format!(
+            "jobs/{id}/job_events/?order_by=counter&page_size=1&page=2"
+        ))
+        .await
+        .json();
+    assert_eq!(asc["results"][0]["counter"], 2);
+    let bad = api.get(&format!("jobs/{id}/job_events/?nope=1")).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        api.get("jobs/999/job_events/").await.status,
+        StatusCode::NOT_FOUND
+    );
+}

@@ -7,6 +7,7 @@ use std::error::Error as _;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use cloudkit_shared::JobFailure;
 use cloudkit_shared::names::CORRELATION_EXTRA_VAR;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use reqwest::header::{ACCEPT, HeaderMap, HeaderValue, RETRY_AFTER};
@@ -16,6 +17,7 @@ use serde_json::{Value, json};
 
 use super::config::{AapConfig, RetryPolicy};
 use super::error::AapError;
+use super::failure;
 use super::token::{Secret, TokenCache};
 use super::types::{
     AapJob, AapJobKind, CanCancelWire, CancelOutcome, JobWire, LaunchWire, Launched, PageWire,
@@ -365,6 +367,36 @@ impl AapClient {
             }
         }
         Ok(found)
+    }
+
+    /// Where a failed job failed: its newest failed host events (one request), else its
+    /// explanation or traceback (one more). Workflow jobs: the explanation only.
+    pub async fn failure(&self, job: &AapJob) -> Result<Option<JobFailure>, AapError> {
+        if job.kind == AapJobKind::Job {
+            let url = self.url(
+                &format!("jobs/{}/job_events/", job.id),
+                &[
+                    ("failed", "true"),
+                    ("event__in", "runner_on_failed,runner_on_unreachable"),
+                    ("order_by", "-counter"),
+                    ("page_size", "5"),
+                ],
+            )?;
+            let page: PageWire<failure::EventWire> = self.list_page(&url, job.kind).await?;
+            if let Some(found) = failure::from_events(&page.results) {
+                return Ok(Some(found));
+            }
+        }
+        // Lists lack the traceback; the detail has it.
+        let detail = match job.result_traceback.is_empty() && job.job_explanation.is_empty() {
+            true => self.get_job(job.kind, job.id).await?,
+            false => None,
+        };
+        let job = detail.as_ref().unwrap_or(job);
+        Ok(failure::from_job(
+            &job.job_explanation,
+            &job.result_traceback,
+        ))
     }
 
     /// One job; `None` when AAP no longer has it (purged).

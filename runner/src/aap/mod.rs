@@ -6,8 +6,10 @@ mod client;
 mod client_tests;
 mod config;
 mod error;
+mod failure;
 mod token;
 mod types;
+pub mod ui_url;
 
 pub use client::{AapClient, MAX_PAGE_SIZE, TemplateRef};
 pub use config::{AapConfig, RetryPolicy, client_from_settings};

@@ -98,6 +98,8 @@ pub struct AapJob {
     pub job_explanation: String,
     /// Only in job details, not in lists.
     pub result_traceback: String,
+    /// Where a failed job failed; filled by [`crate::aap::AapClient::failure`].
+    pub failure: Option<Box<cloudkit_shared::JobFailure>>,
 }
 
 /// AWX's status word as a history state (docs/providers.md, "Job state").
@@ -174,6 +176,7 @@ impl AapJob {
             elapsed: wire.elapsed,
             job_explanation: wire.job_explanation.unwrap_or_default(),
             result_traceback: wire.result_traceback.unwrap_or_default(),
+            failure: None,
         }
     }
 }
@@ -303,6 +306,7 @@ mod tests {
             elapsed: None,
             job_explanation: String::new(),
             result_traceback: String::new(),
+            failure: None,
         }
     }
 

@@ -26,6 +26,8 @@ pub fn job(n: i64, job_type: JobType, state: JobState) -> JobEntry {
         cancel_requested_at: None,
         vmi_uid: None,
         block_deletion_on_failure: false,
+        failure: None,
+        url: None,
     }
 }
 pub mod world;

@@ -101,6 +101,8 @@ impl World {
                         message: format!("aap says {}", p.state),
                         start_time: None,
                         finish_time: p.state.is_terminal().then_some(Time(self.now)),
+                        failure: None,
+                        url: None,
                     },
                 },
                 None => JobObservation::Missing {

@@ -63,6 +63,26 @@ pub struct JobBehavior {
     pub result_traceback: String,
     /// Extra stdout, appended while the job runs (e.g. to make it large).
     pub stdout: String,
+    /// A task that fails (the job ends `failed`, the playbook's effects are not applied).
+    pub failing_task: Option<FailingTask>,
+}
+
+/// A task failing on a host with a module message, as `runner_on_failed` reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FailingTask {
+    pub task: String,
+    pub host: String,
+    pub msg: String,
+}
+
+impl FailingTask {
+    pub fn new(task: impl Into<String>, host: impl Into<String>, msg: impl Into<String>) -> Self {
+        Self {
+            task: task.into(),
+            host: host.into(),
+            msg: msg.into(),
+        }
+    }
 }
 
 impl Default for JobBehavior {
@@ -77,6 +97,7 @@ impl Default for JobBehavior {
             job_explanation: String::new(),
             result_traceback: String::new(),
             stdout: String::new(),
+            failing_task: None,
         }
     }
 }

@@ -23,7 +23,7 @@ pub enum Endpoint {
     CancelCheck,
     /// `POST .../{id}/cancel/`.
     Cancel,
-    /// `jobs/{id}/stdout/`.
+    /// `jobs/{id}/stdout/` and `jobs/{id}/job_events/`.
     Stdout,
     /// Everything else (API root, ping, unknown paths).
     Other,

@@ -5,11 +5,12 @@ use std::sync::Arc;
 
 use k8s_openapi::jiff::Timestamp;
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
 use super::config::{JobBehavior, JobKind, Outcome, Role};
 use super::effects;
+use super::events::Callback;
 use super::ledger::{EffectOutcome, EffectRecord};
 use super::state::Shared;
 
@@ -141,6 +142,7 @@ pub(crate) struct Job {
     pub(crate) job_explanation: String,
     pub(crate) result_traceback: String,
     pub(crate) stdout: String,
+    pub(crate) events: Vec<super::events::JobEvent>,
     pub(crate) history: Vec<StatusChange>,
     pub(crate) purged: bool,
     /// The template's behaviour at launch, used if the template is removed later.
@@ -269,12 +271,12 @@ pub(crate) async fn drive(shared: Arc<Shared>, id: u64) {
                     .get(&id)
                     .and_then(|j| state.templates.get(&j.template_id))
                     .is_none_or(|t| t.playbook.is_none());
+                let at = state.clock.at(now);
                 if let Some(job) = state.jobs.get_mut(&id)
                     && to == JobStatus::Running
                     && simulated
                 {
-                    let stdout = state_running_banner(job);
-                    job.log(&stdout);
+                    running_banner(job, at);
                 }
                 state.set_status(id, to, now);
             }),
@@ -287,18 +289,34 @@ pub(crate) async fn drive(shared: Arc<Shared>, id: u64) {
     }
 }
 
-fn state_running_banner(job: &Job) -> String {
-    let mut text = format!(
-        "PLAY [{}] {}\n\nTASK [Gathering Facts] {}\nok: [localhost]",
-        job.template_name,
-        "*".repeat(40),
-        "*".repeat(40)
+const STARS: &str = "****************************************";
+
+/// The events and output of a playbook's start: its play and fact gathering.
+fn running_banner(job: &mut Job, now: Timestamp) {
+    job.emit(now, Callback::new("playbook_on_start", ""));
+    let play = format!("PLAY [{}] {STARS}\n", job.template_name);
+    job.emit(now, Callback::new("playbook_on_play_start", play));
+    let facts = "Gathering Facts";
+    job.emit(
+        now,
+        Callback::new("playbook_on_task_start", format!("TASK [{facts}] {STARS}")).task(facts),
+    );
+    job.emit(
+        now,
+        Callback::new("runner_on_ok", "\u{1b}[0;32mok: [localhost]\u{1b}[0m")
+            .task(facts)
+            .host("localhost", json!({"changed": false})),
     );
     if !job.launch_behavior.stdout.is_empty() {
-        text.push('\n');
-        text.push_str(job.launch_behavior.stdout.trim_end_matches('\n'));
+        let extra = job.launch_behavior.stdout.trim_end_matches('\n').to_owned();
+        job.emit(now, Callback::new("verbose", extra));
     }
-    text
+}
+
+/// A failed host result as ansible-playbook prints it, in red.
+fn fatal_line(host: &str, msg: &str) -> String {
+    let res = json!({"changed": false, "msg": msg});
+    format!("\u{1b}[0;31mfatal: [{host}]: FAILED! => {res}\u{1b}[0m")
 }
 
 /// The end of `running`: the outcome, with the playbook's effects just before success.
@@ -315,39 +333,73 @@ async fn finish(shared: &Arc<Shared>, id: u64, behavior: JobBehavior) {
         }
     };
     let mut result = outcome;
-    let mut lines = Vec::new();
-    if let Some(plan) = plan {
+    let mut lines: Vec<Callback> = Vec::new();
+    if let Some(failing) = &behavior.failing_task {
+        // The failing task runs before the one with the playbook's effects.
+        result = Outcome::Failed;
+        lines.push(
+            Callback::new(
+                "playbook_on_task_start",
+                format!("TASK [{}] {STARS}", failing.task),
+            )
+            .task(&failing.task),
+        );
+        lines.push(
+            Callback::new("runner_on_failed", fatal_line(&failing.host, &failing.msg))
+                .task(&failing.task)
+                .host(&failing.host, json!({"changed": false, "msg": failing.msg})),
+        );
+    } else if let Some(plan) = plan {
+        let host = "localhost";
         match plan {
             Err(undefined) => {
                 // The playbook reads its input from extra_vars; without it, it fails.
                 result = Outcome::Failed;
-                lines.push(format!(
-                    "fatal: [localhost]: FAILED! => {{\"msg\": \"The task includes an option with an undefined variable. The error was: {undefined}\"}}"
-                ));
+                let msg = format!(
+                    "The task includes an option with an undefined variable. The error was: {undefined}"
+                );
+                lines.push(
+                    Callback::new("runner_on_failed", fatal_line(host, &msg))
+                        .host(host, json!({"changed": false, "msg": msg})),
+                );
             }
             Ok(target) => {
+                let task = target.task_name();
                 let (record_outcome, line) = match &shared.kube {
                     None => (
                         EffectOutcome::Skipped("no Kubernetes client configured".to_owned()),
-                        "skipping: [localhost]".to_owned(),
+                        Callback::new("runner_on_skipped", "skipping: [localhost]")
+                            .task(&task)
+                            .host(host, json!({"changed": false, "skipped": true})),
                     ),
-                    Some(client) => match effects::apply(client, &target, shared.aap_finalizer)
-                        .await
-                    {
-                        Ok(done) => (
-                            EffectOutcome::Applied,
-                            format!("changed: [localhost] => {done}"),
-                        ),
-                        Err(err) => {
-                            result = Outcome::Failed;
-                            (
-                                EffectOutcome::Failed(err.clone()),
-                                format!("fatal: [localhost]: FAILED! => {{\"msg\": \"{err}\"}}"),
-                            )
+                    Some(client) => {
+                        match effects::apply(client, &target, shared.aap_finalizer).await {
+                            Ok(done) => (
+                                EffectOutcome::Applied,
+                                Callback::new(
+                                    "runner_on_ok",
+                                    format!("changed: [localhost] => {done}"),
+                                )
+                                .task(&task)
+                                .host(host, json!({"changed": true}))
+                                .changed(),
+                            ),
+                            Err(err) => {
+                                result = Outcome::Failed;
+                                (
+                                    EffectOutcome::Failed(err.clone()),
+                                    Callback::new("runner_on_failed", fatal_line(host, &err))
+                                        .task(&task)
+                                        .host(host, json!({"changed": false, "msg": err})),
+                                )
+                            }
                         }
-                    },
+                    }
                 };
-                lines.push(format!("TASK [{}] {}", target.task_name(), "*".repeat(40)));
+                lines.push(
+                    Callback::new("playbook_on_task_start", format!("TASK [{task}] {STARS}"))
+                        .task(&task),
+                );
                 lines.push(line);
                 let at = shared.clock.now();
                 shared.lock().ledger.effects.push(EffectRecord {
@@ -364,19 +416,20 @@ async fn finish(shared: &Arc<Shared>, id: u64, behavior: JobBehavior) {
         let Some(job) = state.jobs.get_mut(&id) else {
             return;
         };
-        for line in &lines {
-            job.log(line);
+        let at = state.clock.at(now);
+        for line in lines {
+            job.emit(at, line);
         }
         // A cancel that arrived while the effects ran wins; the driver handles it next.
         if job.purged || job.status != JobStatus::Running || job.cancel_requested.is_some() {
             return;
         }
         let failed = u8::from(result != Outcome::Successful);
-        job.log(&format!(
-            "\nPLAY RECAP {}\nlocalhost                  : ok=2    changed={}    unreachable=0    failed={failed}    skipped=0    rescued=0    ignored=0",
-            "*".repeat(40),
+        let recap = format!(
+            "\nPLAY RECAP {STARS}\nlocalhost                  : ok=2    changed={}    unreachable=0    failed={failed}    skipped=0    rescued=0    ignored=0",
             u8::from(result == Outcome::Successful && job.role.is_some()),
-        ));
+        );
+        job.emit(at, Callback::new("playbook_on_stats", recap));
         let status = match result {
             Outcome::Successful => JobStatus::Successful,
             Outcome::Failed => JobStatus::Failed,

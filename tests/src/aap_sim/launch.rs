@@ -241,6 +241,7 @@ pub(crate) fn launch(
             job_explanation: String::new(),
             result_traceback: String::new(),
             stdout: String::new(),
+            events: Vec::new(),
             history: vec![StatusChange {
                 status: JobStatus::New,
                 at: created,

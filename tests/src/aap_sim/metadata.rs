@@ -318,6 +318,11 @@ fn view(route: Route) -> View {
             get: Some(vec![&[("result_stdout", "string", false)]]),
             ..View::plain("Job Stdout")
         },
+        Route::JobEvents(_) => View {
+            types: Some(vec!["job_event"]),
+            list: true,
+            ..View::plain("Job Job Events List")
+        },
     }
 }
 

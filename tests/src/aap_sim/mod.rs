@@ -25,6 +25,7 @@ mod auth;
 mod clock;
 mod config;
 pub(crate) mod effects;
+mod events;
 mod faults;
 mod job_views;
 mod jobs;
@@ -52,7 +53,7 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 
 pub use config::{
-    AapSimConfig, Access, DEFAULT_TOKEN, FOREVER, JobBehavior, JobKind, Outcome, Role,
+    AapSimConfig, Access, DEFAULT_TOKEN, FOREVER, FailingTask, JobBehavior, JobKind, Outcome, Role,
     TemplateConfig,
 };
 pub use faults::{Endpoint, EndpointFaults, Fault};

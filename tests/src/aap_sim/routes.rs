@@ -28,6 +28,8 @@ pub(crate) enum Route {
     JobDetail(JobKind, u64),
     Cancel(JobKind, u64),
     Stdout(u64),
+    /// `jobs/{id}/job_events/`.
+    JobEvents(u64),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,6 +118,7 @@ fn route(segments: &[&str]) -> Option<Route> {
         }
         [t, n, "cancel"] => Route::Cancel(job_kind(t)?, id(n)?),
         ["jobs", n, "stdout"] => Route::Stdout(id(n)?),
+        ["jobs", n, "job_events"] => Route::JobEvents(id(n)?),
         _ => return None,
     })
 }
@@ -133,7 +136,7 @@ impl Route {
             Route::JobDetail(..) => Endpoint::JobDetail,
             Route::Cancel(..) if method == Method::POST => Endpoint::Cancel,
             Route::Cancel(..) => Endpoint::CancelCheck,
-            Route::Stdout(_) => Endpoint::Stdout,
+            Route::Stdout(_) | Route::JobEvents(_) => Endpoint::Stdout,
             Route::ApiRoot
             | Route::Root
             | Route::Ping

@@ -12,6 +12,7 @@ use axum::response::Response;
 
 use super::auth::{self, AuthError};
 use super::config::Access;
+use super::events;
 use super::faults::{Endpoint, Fault};
 use super::job_views;
 use super::launch;
@@ -214,6 +215,7 @@ fn view(
             job_views::cancel(shared, kind, id, access, fault)
         }
         Route::Stdout(id) if get => job_views::stdout(shared, id, params),
+        Route::JobEvents(id) if get => events::list(shared, id, params, path),
         other => responses::method_not_allowed(method.as_str(), other.allow()),
     }
 }

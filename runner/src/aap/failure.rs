@@ -1,0 +1,166 @@
+//! Where an AAP job failed, from its failed host events (`runner_on_failed`,
+//! `runner_on_unreachable`): play, task, host and the module's message, bounded so the
+//! status stays small.
+
+use cloudkit_shared::JobFailure;
+use serde::Deserialize;
+use serde_json::Value;
+
+/// Longest play, task or host name kept.
+const MAX_NAME: usize = 80;
+/// Longest message kept.
+const MAX_MESSAGE: usize = 240;
+
+/// A job event, as much of AWX's JobEventSerializer as we read.
+#[derive(Debug, Deserialize)]
+pub(crate) struct EventWire {
+    #[serde(default)]
+    play: String,
+    #[serde(default)]
+    task: String,
+    #[serde(default)]
+    host_name: String,
+    #[serde(default)]
+    stdout: String,
+    #[serde(default)]
+    event_data: Value,
+}
+
+/// The newest failed event's detail; `None` when there is none.
+pub(crate) fn from_events(events: &[EventWire]) -> Option<JobFailure> {
+    let newest = events.first()?;
+    let msg = match newest.event_data.pointer("/res/msg") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => String::new(),
+        Some(other) => other.to_string(),
+    };
+    let message = if msg.trim().is_empty() {
+        strip_ansi(&newest.stdout)
+    } else {
+        msg
+    };
+    Some(JobFailure {
+        play: bounded(&newest.play, MAX_NAME),
+        task: bounded(&newest.task, MAX_NAME),
+        host: bounded(&newest.host_name, MAX_NAME),
+        message: bounded(&message, MAX_MESSAGE),
+    })
+}
+
+/// When the playbook never ran (no failed events): the explanation, else the last line
+/// of the traceback.
+pub(crate) fn from_job(job_explanation: &str, result_traceback: &str) -> Option<JobFailure> {
+    let cause = if job_explanation.trim().is_empty() {
+        result_traceback
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or_default()
+    } else {
+        job_explanation
+    };
+    let message = bounded(cause, MAX_MESSAGE);
+    (!message.is_empty()).then(|| JobFailure {
+        message,
+        ..JobFailure::default()
+    })
+}
+
+/// One line, at most `max` bytes (cut at a character boundary, with an ellipsis).
+fn bounded(text: &str, max: usize) -> String {
+    let mut line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if line.len() > max {
+        let mut end = max;
+        while !line.is_char_boundary(end) {
+            end -= 1;
+        }
+        line.truncate(end);
+        line.push('…');
+    }
+    line
+}
+
+/// Drops ANSI escape sequences (ansible-playbook's colours).
+pub(crate) fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\u{1b}' {
+            out.push(c);
+            continue;
+        }
+        if chars.peek() == Some(&'[') {
+            chars.next();
+            // Parameters and intermediates, then one final byte in @..~.
+            for c in chars.by_ref() {
+                if ('@'..='~').contains(&c) {
+                    break;
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn event(value: Value) -> EventWire {
+        serde_json::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn the_module_message_wins_over_stdout() {
+        let e = event(json!({
+            "play": "p", "task": "Create the VM", "host_name": "localhost",
+            "stdout": "\u{1b}[0;31mfatal: [localhost]: FAILED!\u{1b}[0m",
+            "event_data": {"res": {"msg": "spec: Required value"}}
+        }));
+        let f = from_events(&[e]).unwrap();
+        assert_eq!(f.task, "Create the VM");
+        assert_eq!(f.message, "spec: Required value");
+    }
+
+    #[test]
+    fn without_a_message_the_stdout_is_used_without_colours_on_one_line() {
+        let e = event(json!({
+            "task": "t",
+            "stdout": "\u{1b}[0;31mfatal: [h]: UNREACHABLE!\n  ssh refused\u{1b}[0m",
+            "event_data": {"res": {}}
+        }));
+        assert_eq!(
+            from_events(&[e]).unwrap().message,
+            "fatal: [h]: UNREACHABLE! ssh refused"
+        );
+    }
+
+    #[test]
+    fn every_part_is_bounded() {
+        let long = "x".repeat(5000);
+        let e = event(json!({
+            "play": long, "task": long, "host_name": long,
+            "event_data": {"res": {"msg": long}}
+        }));
+        let f = from_events(&[e]).unwrap();
+        let total = f.play.len() + f.task.len() + f.host.len() + f.message.len();
+        assert!(total < 600, "{total}");
+    }
+
+    #[test]
+    fn no_events_fall_back_to_the_explanation_then_the_traceback() {
+        assert_eq!(from_events(&[]), None);
+        assert_eq!(
+            from_job("Job terminated due to error", "").unwrap().message,
+            "Job terminated due to error"
+        );
+        assert_eq!(
+            from_job("", "Traceback\n  File x\nValueError: bad\n")
+                .unwrap()
+                .message,
+            "ValueError: bad"
+        );
+        assert_eq!(from_job("", ""), None);
+    }
+}
