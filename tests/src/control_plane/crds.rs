@@ -127,7 +127,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn kubevirt_crds_parse() {
+    fn stand_in_crds_parse() {
         let crds = read(&[Path::new(env!("CARGO_MANIFEST_DIR")).join("crds")]).unwrap();
         let names: Vec<_> = crds
             .iter()
@@ -137,7 +137,8 @@ mod tests {
             names,
             [
                 "virtualmachines.kubevirt.io",
-                "virtualmachineinstances.kubevirt.io"
+                "virtualmachineinstances.kubevirt.io",
+                "userdefinednetworks.k8s.ovn.org"
             ]
         );
         for crd in &crds {
