@@ -213,5 +213,13 @@ async fn a_cancel_stops_the_playbook_and_its_tasks() {
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     let job = sim.wait_for_terminal(id, WAIT).await.unwrap();
     assert_eq!(job.status, JobStatus::Canceled);
+    // A killed process can linger a moment on a loaded machine; one that survives is a
+    // leak, and fails below.
+    let _ = tokio::time::timeout(Duration::from_secs(10), async {
+        while !processes_with(SLEEP_MARKER).is_empty() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
     assert_eq!(processes_with(SLEEP_MARKER), Vec::<String>::new());
 }
