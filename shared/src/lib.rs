@@ -16,6 +16,7 @@ pub mod settings;
 pub mod signals;
 pub mod template_parameters;
 pub mod tenant;
+pub mod text;
 
 pub use instance::{
     ComputeInstance, ComputeInstanceSpec, ComputeInstanceStatus, DeprovisionFailurePolicy,

@@ -3,6 +3,7 @@
 //! status stays small.
 
 use cloudkit_shared::JobFailure;
+use cloudkit_shared::text::strip_ansi;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -78,28 +79,6 @@ fn bounded(text: &str, max: usize) -> String {
         line.push('…');
     }
     line
-}
-
-/// Drops ANSI escape sequences (ansible-playbook's colours).
-pub(crate) fn strip_ansi(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c != '\u{1b}' {
-            out.push(c);
-            continue;
-        }
-        if chars.peek() == Some(&'[') {
-            chars.next();
-            // Parameters and intermediates, then one final byte in @..~.
-            for c in chars.by_ref() {
-                if ('@'..='~').contains(&c) {
-                    break;
-                }
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! JobJobEventsList write them: one event per callback of the playbook run, a `counter`
 //! in order, default order `start_line`, the usual list filters and paging.
 
+use cloudkit_shared::text::strip_ansi;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::response::Response;
@@ -131,25 +132,6 @@ fn display(event: &str) -> &'static str {
         "playbook_on_stats" => "Playbook Complete",
         _ => "Event",
     }
-}
-
-/// ANSI colour and cursor sequences, as AWX strips them for `format=txt`.
-pub(crate) fn strip_ansi(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' && chars.peek() == Some(&'[') {
-            chars.next();
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 impl Job {

@@ -3,6 +3,7 @@
 //! exit status decides `successful` / `failed`, the output (ANSI codes stripped) is the
 //! job's stdout, and a cancel stops the playbook's whole process tree.
 
+use cloudkit_shared::text::strip_ansi;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -126,30 +127,6 @@ fn kill_tree(root: i32) {
     }
 }
 
-/// ANSI escape sequences (colours, cursor moves) out, as AWX's `format=txt` does.
-pub(crate) fn strip_ansi(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c != '\u{1b}' {
-            out.push(c);
-            continue;
-        }
-        if chars.peek() == Some(&'[') {
-            chars.next();
-            // Parameters and intermediates, then one final byte in '@'..='~'.
-            for c in chars.by_ref() {
-                if ('@'..='~').contains(&c) {
-                    break;
-                }
-            }
-        } else {
-            chars.next();
-        }
-    }
-    out
-}
-
 async fn copy_lines(shared: Arc<Shared>, id: u64, pipe: impl AsyncRead + Unpin) {
     let mut lines = BufReader::new(pipe).lines();
     while let Ok(Some(line)) = lines.next_line().await {
@@ -270,9 +247,9 @@ mod tests {
     #[test]
     fn strips_colours_and_cursor_moves() {
         assert_eq!(
-            super::strip_ansi("\u{1b}[0;32mok: [localhost]\u{1b}[0m\u{1b}[2K"),
+            cloudkit_shared::text::strip_ansi("\u{1b}[0;32mok: [localhost]\u{1b}[0m\u{1b}[2K"),
             "ok: [localhost]"
         );
-        assert_eq!(super::strip_ansi("plain"), "plain");
+        assert_eq!(cloudkit_shared::text::strip_ansi("plain"), "plain");
     }
 }
