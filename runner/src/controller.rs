@@ -168,7 +168,7 @@ fn to_instance<K: Resource>(
 pub fn clients(settings: &Settings) -> Result<(Option<AapClient>, Option<EdaClient>), Error> {
     let aap = match &settings.aap {
         Some(a) => Some(
-            crate::aap::client_from_settings(a, settings.http_timeout)
+            crate::aap::AapClient::new(a.client_config(settings.http_timeout))
                 .map_err(|e| Error::Config(e.to_string()))?,
         ),
         None => None,
