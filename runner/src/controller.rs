@@ -191,7 +191,6 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), Error> {
     let (aap, eda) = clients(&settings)?;
-    let aap = aap.map(Arc::new);
     let reporter = kube::runtime::events::Reporter {
         controller: "cloudkit-runner".into(),
         instance: std::env::var("POD_NAME").ok(),
