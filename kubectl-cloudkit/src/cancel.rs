@@ -11,7 +11,7 @@ use k8s_openapi::jiff::Timestamp;
 use crate::cli::CancelArgs;
 use crate::client::{Instances, Target};
 use crate::error::Error;
-use crate::follow::{Signal, Verdict, send_signal};
+use crate::follow::{SignalRequest, Verdict, send_signal};
 use crate::jobs::{id_cell, progress_line};
 use crate::output::Output;
 use crate::render::Palette;
@@ -28,7 +28,7 @@ pub async fn run(target: &Target, args: &CancelArgs, out: &Output) -> Result<(),
         .map(|t| t.0);
     let request = signals::next_request(Timestamp::now(), acked);
     let active = active_provision(&ci);
-    let signal = Signal {
+    let signal = SignalRequest {
         name: &args.name,
         field: FIELD,
         request,

@@ -97,7 +97,7 @@ pub async fn follow(
 }
 
 /// A signal a verb writes into spec, and how to report and follow it.
-pub struct Signal<'a> {
+pub struct SignalRequest<'a> {
     pub name: &'a str,
     /// The spec field, e.g. `restartRequestedAt`.
     pub field: &'static str,
@@ -114,7 +114,7 @@ pub struct Signal<'a> {
 /// then prints the object as `-o` asks.
 pub async fn send_signal(
     instances: &Instances<'_>,
-    signal: Signal<'_>,
+    signal: SignalRequest<'_>,
     wait: &crate::cli::WaitArgs,
     out: &Output,
     judge: impl FnMut(&ComputeInstance) -> Verdict,

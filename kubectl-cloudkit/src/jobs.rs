@@ -257,7 +257,7 @@ pub(crate) mod tests {
         provision.start_time = Some(t("2026-11-22T10:00:05Z"));
         provision.finish_time = Some(t("2026-11-22T10:04:17Z"));
         provision.message = "provision job 101 launched".into();
-        provision.reason = Some("JobSucceeded".into());
+        provision.reason = Some(cloudkit_shared::reasons::JOB_SUCCEEDED.into());
 
         let mut failed = job(
             Some("102"),

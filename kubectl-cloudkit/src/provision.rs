@@ -10,7 +10,7 @@ use k8s_openapi::jiff::Timestamp;
 use crate::cli::ProvisionArgs;
 use crate::client::{Instances, Target};
 use crate::error::Error;
-use crate::follow::{Signal, Verdict, send_signal};
+use crate::follow::{SignalRequest, Verdict, send_signal};
 use crate::jobs::{id_cell, progress_line};
 use crate::output::Output;
 use crate::render::Palette;
@@ -27,7 +27,7 @@ pub async fn run(target: &Target, args: &ProvisionArgs, out: &Output) -> Result<
     let request = signals::next_request(Timestamp::now(), acked);
     let active =
         status.and_then(|s| cloudkit_shared::jobs::active_of_type(&s.jobs, JobType::Provision));
-    let signal = Signal {
+    let signal = SignalRequest {
         name: &args.name,
         field: FIELD,
         request,

@@ -9,7 +9,7 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use crate::cli::RestartArgs;
 use crate::client::{Instances, Target};
 use crate::error::Error;
-use crate::follow::{Signal, Verdict, send_signal};
+use crate::follow::{SignalRequest, Verdict, send_signal};
 use crate::output::Output;
 use crate::render::{self, Palette};
 
@@ -21,7 +21,7 @@ pub async fn run(target: &Target, args: &RestartArgs, out: &Output) -> Result<()
     let now = Timestamp::now();
     let request = request_time(now, args.at, args.in_, last_request(&ci))?;
     let replaced = pending_request(&ci, now).filter(|p| *p != request);
-    let signal = Signal {
+    let signal = SignalRequest {
         name: &args.name,
         field: FIELD,
         request,
@@ -282,7 +282,7 @@ mod tests {
             conditions: vec![condition(
                 cond::RESTART_FAILED,
                 "True",
-                "RestartTimeout",
+                reasons::RESTART_TIMEOUT,
                 "no new VMI",
                 "2026-11-22T10:05:00Z",
             )],
@@ -298,7 +298,7 @@ mod tests {
             conditions: vec![condition(
                 cond::RESTART_FAILED,
                 "True",
-                "RestartTimeout",
+                reasons::RESTART_TIMEOUT,
                 "no new VMI",
                 "2026-11-21T10:05:00Z",
             )],
