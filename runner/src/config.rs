@@ -46,6 +46,11 @@ pub struct Args {
     #[arg(long, env = "CLOUDKIT_AAP_ORGANIZATION")]
     pub aap_organization: Option<String>,
 
+    /// How long a template's id, found by name, is used before it is looked up again
+    /// (a 404 on launch looks it up at once).
+    #[arg(long, env = "CLOUDKIT_AAP_TEMPLATE_REFRESH", default_value = "5m")]
+    pub aap_template_refresh: String,
+
     /// Job or workflow template that provisions an instance.
     #[arg(long, env = "CLOUDKIT_AAP_PROVISION_TEMPLATE")]
     pub aap_provision_template: Option<String>,
@@ -230,6 +235,8 @@ pub struct AapSettings {
     pub ca_file: Option<PathBuf>,
     pub insecure: bool,
     pub organization: Option<String>,
+    /// How long a template id found by name is used before it is looked up again.
+    pub template_refresh: Duration,
     pub provision_template: String,
     pub deprovision_template: String,
     /// Template of a job's UI page (`{id}`, `{type}`).
@@ -435,6 +442,11 @@ impl Args {
                 ca_file: self.aap_ca_file.clone(),
                 insecure: self.aap_insecure_skip_tls_verify,
                 organization: self.aap_organization.clone(),
+                template_refresh: duration(
+                    "CLOUDKIT_AAP_TEMPLATE_REFRESH",
+                    "aap-template-refresh",
+                    &self.aap_template_refresh,
+                )?,
                 provision_template: required(
                     &self.aap_provision_template,
                     "CLOUDKIT_AAP_PROVISION_TEMPLATE",

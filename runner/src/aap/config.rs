@@ -26,6 +26,9 @@ pub struct AapConfig {
     /// Template names are unique only within an organization; set this when several
     /// organizations use the same names.
     pub organization: Option<String>,
+    /// How long a template's id, found by name, is used before the name is looked up
+    /// again (a template renamed or replaced); a 404 on launch looks it up at once.
+    pub template_refresh: Duration,
     pub retry: RetryPolicy,
 }
 
@@ -40,6 +43,7 @@ impl AapConfig {
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
             organization: None,
+            template_refresh: Duration::from_secs(300),
             retry: RetryPolicy::default(),
         }
     }
@@ -57,6 +61,7 @@ impl AapConfig {
         config.ca_bundle = settings.ca_file.clone();
         config.insecure_skip_tls_verify = settings.insecure;
         config.organization = settings.organization.clone();
+        config.template_refresh = settings.template_refresh;
         config.request_timeout = request_timeout;
         config.connect_timeout = config.connect_timeout.min(request_timeout);
         config
