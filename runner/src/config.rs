@@ -8,6 +8,9 @@ use cloudkit_shared::plan::{Policy, ProviderKind};
 use cloudkit_shared::settings::parse_max_job_history;
 use cloudkit_shared::signals::parse_duration;
 
+use crate::aap::{AapConfig, TokenSource};
+use crate::secret::Secret;
+
 /// cloudkit-runner: provisions ComputeInstances through AAP or EDA and tracks their jobs.
 #[derive(Parser, Debug, Clone)]
 #[command(name = "cloudkit-runner", version, about)]
@@ -231,7 +234,7 @@ pub struct LeaderSettings {
 #[derive(Clone, Debug)]
 pub struct AapSettings {
     pub url: String,
-    pub token: AapToken,
+    pub token: TokenSource,
     pub ca_file: Option<PathBuf>,
     pub insecure: bool,
     pub organization: Option<String>,
@@ -243,28 +246,27 @@ pub struct AapSettings {
     pub ui_job_url: String,
 }
 
-/// Where the AAP token comes from; `Debug` never shows it.
-#[derive(Clone)]
-pub enum AapToken {
-    Value(String),
-    File(PathBuf),
-}
-
-impl std::fmt::Debug for AapToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Value(_) => f.write_str("Value(***)"),
-            Self::File(p) => write!(f, "File({})", p.display()),
-        }
+impl AapSettings {
+    /// How the AAP client reaches AAP; `request_timeout` bounds every request.
+    pub fn client_config(&self, request_timeout: Duration) -> AapConfig {
+        let mut config = AapConfig::new(self.url.clone(), self.token.clone());
+        config.ca_bundle = self.ca_file.clone();
+        config.insecure_skip_tls_verify = self.insecure;
+        config.organization = self.organization.clone();
+        config.template_refresh = self.template_refresh;
+        config.request_timeout = request_timeout;
+        config.connect_timeout = config.connect_timeout.min(request_timeout);
+        config
     }
 }
 
-#[derive(Clone)]
+/// `Debug` shows no secret: both are [`Secret`]s.
+#[derive(Clone, Debug)]
 pub struct EdaSettings {
     pub provision_url: String,
     pub deprovision_url: String,
-    pub token: Option<String>,
-    pub hmac_secret: Option<String>,
+    pub token: Option<Secret>,
+    pub hmac_secret: Option<Secret>,
     pub hmac: HmacStyle,
 }
 
@@ -284,18 +286,6 @@ impl Default for HmacStyle {
             prefix: "sha256=".into(),
             base64: false,
         }
-    }
-}
-
-impl std::fmt::Debug for EdaSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EdaSettings")
-            .field("provision_url", &self.provision_url)
-            .field("deprovision_url", &self.deprovision_url)
-            .field("token", &self.token.as_ref().map(|_| "***"))
-            .field("hmac_secret", &self.hmac_secret.as_ref().map(|_| "***"))
-            .field("hmac", &self.hmac)
-            .finish()
     }
 }
 
@@ -418,8 +408,8 @@ impl Args {
                 required(&self.aap_url, "CLOUDKIT_AAP_URL", "aap-url", why)?,
             )?;
             let token = match (&self.aap_token, &self.aap_token_file) {
-                (_, Some(file)) => AapToken::File(file.clone()),
-                (Some(t), None) if !t.trim().is_empty() => AapToken::Value(t.trim().to_string()),
+                (_, Some(file)) => TokenSource::File(file.clone()),
+                (Some(t), None) if !t.trim().is_empty() => TokenSource::Static(t.trim().into()),
                 _ => {
                     return Err(ConfigError(
                         "CLOUDKIT_AAP_TOKEN_FILE (--aap-token-file) or CLOUDKIT_AAP_TOKEN is required when the provider is aap".into(),
@@ -488,8 +478,16 @@ impl Args {
                         why,
                     )?,
                 )?,
-                token: self.eda_token.clone().filter(|t| !t.is_empty()),
-                hmac_secret: self.eda_hmac_secret.clone().filter(|t| !t.is_empty()),
+                token: self
+                    .eda_token
+                    .clone()
+                    .filter(|t| !t.is_empty())
+                    .map(Secret::from),
+                hmac_secret: self
+                    .eda_hmac_secret
+                    .clone()
+                    .filter(|t| !t.is_empty())
+                    .map(Secret::from),
                 hmac: self.hmac_style()?,
             })
         } else {

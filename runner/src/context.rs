@@ -15,7 +15,7 @@ use crate::poller::JobCache;
 pub struct Context {
     pub client: kube::Client,
     pub settings: Settings,
-    pub aap: Option<std::sync::Arc<AapClient>>,
+    pub aap: Option<AapClient>,
     pub eda: Option<EdaClient>,
     pub recorder: Recorder,
     pub instances: Store<ComputeInstance>,

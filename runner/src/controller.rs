@@ -195,7 +195,7 @@ fn to_instance<K: Resource>(
 pub fn clients(settings: &Settings) -> Result<(Option<AapClient>, Option<EdaClient>), Error> {
     let aap = match &settings.aap {
         Some(a) => Some(
-            crate::aap::client_from_settings(a, settings.http_timeout)
+            crate::aap::AapClient::new(a.client_config(settings.http_timeout))
                 .map_err(|e| Error::Config(e.to_string()))?,
         ),
         None => None,
@@ -218,7 +218,6 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), Error> {
     let (aap, eda) = clients(&settings)?;
-    let aap = aap.map(Arc::new);
     let reporter = kube::runtime::events::Reporter {
         controller: "cloudkit-runner".into(),
         instance: std::env::var("POD_NAME").ok(),

@@ -86,11 +86,14 @@ impl EdaClient {
             .post(url)
             .header(reqwest::header::CONTENT_TYPE, "application/json");
         if let Some(token) = &self.settings.token {
-            req = req.bearer_auth(token);
+            req = req.bearer_auth(token.expose());
         }
         if let Some(secret) = &self.settings.hmac_secret {
             let style = &self.settings.hmac;
-            req = req.header(style.header.clone(), signature(secret, style, &body));
+            req = req.header(
+                style.header.clone(),
+                signature(secret.expose(), style, &body),
+            );
         }
         let resp = req
             .body(body)

@@ -19,6 +19,7 @@ pub mod leader;
 pub mod metrics;
 pub mod observe;
 pub mod poller;
+pub mod secret;
 pub mod status;
 pub mod tenants;
 pub mod test_hook;

@@ -123,7 +123,7 @@ async fn failure(aap: &AapClient, cache: &JobCache, job: &AapJob) -> Option<Box<
 
 /// Runs [`tick`] every `interval` until the process stops.
 pub async fn run(
-    aap: std::sync::Arc<AapClient>,
+    aap: AapClient,
     store: Store<ComputeInstance>,
     cache: JobCache,
     mut wake: mpsc::Sender<ObjectRef<ComputeInstance>>,

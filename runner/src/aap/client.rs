@@ -18,11 +18,12 @@ use serde_json::{Value, json};
 use super::config::{AapConfig, RetryPolicy};
 use super::error::AapError;
 use super::failure;
-use super::token::{Secret, TokenCache};
+use super::token::TokenCache;
 use super::types::{
     AapJob, AapJobKind, CanCancelWire, CancelOutcome, JobWire, LaunchWire, Launched, PageWire,
     TemplateWire,
 };
+use crate::secret::Secret;
 
 /// AWX's largest page; also how many ids go into one `id__in` list.
 pub const MAX_PAGE_SIZE: usize = 200;

@@ -3,10 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::client::AapClient;
-use super::error::AapError;
-use super::token::{Secret, TokenSource};
-use crate::config::{AapSettings, AapToken};
+use super::token::TokenSource;
 
 /// Settings of an [`super::AapClient`]. Debug output shows no token.
 #[derive(Clone, Debug)]
@@ -47,33 +44,6 @@ impl AapConfig {
             retry: RetryPolicy::default(),
         }
     }
-}
-
-impl AapConfig {
-    /// The configuration the runner's settings describe; `request_timeout` bounds every
-    /// request.
-    pub fn from_settings(settings: &AapSettings, request_timeout: Duration) -> Self {
-        let token = match &settings.token {
-            AapToken::Value(value) => TokenSource::Static(Secret::new(value.clone())),
-            AapToken::File(path) => TokenSource::File(path.clone()),
-        };
-        let mut config = Self::new(settings.url.clone(), token);
-        config.ca_bundle = settings.ca_file.clone();
-        config.insecure_skip_tls_verify = settings.insecure;
-        config.organization = settings.organization.clone();
-        config.template_refresh = settings.template_refresh;
-        config.request_timeout = request_timeout;
-        config.connect_timeout = config.connect_timeout.min(request_timeout);
-        config
-    }
-}
-
-/// The client for the runner's AAP settings.
-pub fn client_from_settings(
-    settings: &AapSettings,
-    request_timeout: Duration,
-) -> Result<AapClient, AapError> {
-    AapClient::new(AapConfig::from_settings(settings, request_timeout))
 }
 
 /// How GETs are repeated after 5xx answers, timeouts, connection failures and 429s.

@@ -11,8 +11,9 @@ mod token;
 mod types;
 pub mod ui_url;
 
+pub use crate::secret::Secret;
 pub use client::{AapClient, MAX_PAGE_SIZE, TemplateRef};
-pub use config::{AapConfig, RetryPolicy, client_from_settings};
+pub use config::{AapConfig, RetryPolicy};
 pub use error::AapError;
-pub use token::{Secret, TokenSource};
+pub use token::TokenSource;
 pub use types::{AapJob, AapJobKind, CancelOutcome, Launched, job_state};
