@@ -227,14 +227,29 @@ async fn delete_vmi(ctx: &Context, key: String, namespace: &str, name: &str, uid
         ..DeleteParams::default()
     };
     match api.delete(name, &params).await {
-        Ok(_) => Outcome::VmiDeleted { key },
-        // Gone already, or a different VMI now holds the name: the old one is gone either way.
-        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Outcome::VmiDeleted { key },
-        Err(e) => Outcome::VmiDeleteFailed {
-            key,
-            message: format!("deleting VirtualMachineInstance {namespace}/{name}: {e}"),
-        },
+        // Gone already (404), or a different VMI now holds the name (409): the old one is
+        // gone either way.
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
+        Err(e) => {
+            return Outcome::VmiDeleteFailed {
+                key,
+                message: format!("deleting VirtualMachineInstance {namespace}/{name}: {e}"),
+            };
+        }
     }
+    remember_deleted(ctx, uid);
+    Outcome::VmiDeleted { key }
+}
+
+/// Entries older than the restart deadline are dropped: by then the VMI cache has long
+/// caught up, and the restart has ended either way.
+fn remember_deleted(ctx: &Context, uid: &str) {
+    let now = std::time::Instant::now();
+    let keep = ctx.settings.policy.restart_deadline;
+    let mut deleted = ctx.deleted_vmis.lock().unwrap_or_else(|e| e.into_inner());
+    deleted.retain(|_, at| now.duration_since(*at) < keep);
+    deleted.insert(uid.to_string(), now);
 }
 
 pub async fn publish(ci: &ComputeInstance, ctx: &Context, note: &EventNote) {

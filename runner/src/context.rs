@@ -34,6 +34,9 @@ pub struct Context {
     /// Intents whose launch failed transiently, with the moment to try again (429
     /// `Retry-After`, or a short pause): AAP is not asked again before then.
     pub launch_not_before: Mutex<HashMap<String, std::time::Instant>>,
+    /// UIDs of VMIs this process deleted for a restart, with when: until the VMI cache
+    /// catches up, `observe` does not report them, so the restart is not sent twice.
+    pub deleted_vmis: Mutex<HashMap<String, std::time::Instant>>,
     pub metrics: crate::metrics::Metrics,
     /// Checked right before each external effect: only the Lease holder acts.
     pub fence: crate::fence::Fence,

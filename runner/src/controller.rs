@@ -67,15 +67,28 @@ async fn step(
     api: &Api<ComputeInstance>,
     ctx: &Context,
 ) -> Result<Action, Error> {
-    let observed = observe::observe(&ci, ctx).await;
-    let mut plan = plan(&ci, &observed, &ctx.settings.policy);
-    act::perform(&ci, &mut plan, ctx).await?;
-    let before = ci.status.clone().unwrap_or_default();
-    if plan.status != before {
+    let mut ci = ci;
+    let mut passes = 0;
+    let plan = loop {
+        passes += 1;
+        let observed = observe::observe(&ci, ctx).await;
+        let mut plan = plan(&ci, &observed, &ctx.settings.policy);
+        act::perform(&ci, &mut plan, ctx).await?;
+        let before = ci.status.clone().unwrap_or_default();
+        if plan.status == before {
+            break plan;
+        }
         let written = status::write(api, &ci, &plan.status).await?;
         ctx.metrics.status_writes.inc();
         remember_write(ctx, &written, &before, &plan.status);
-    }
+        // A newly recorded intent is acted on at once, planned on the copy the write
+        // returned: it is exactly what the watch would deliver next (the intent is stored,
+        // so lifecycle rule 2 holds as for any later pass), one watch round trip sooner.
+        if passes > 1 || !records_intent(&before, &plan.status) {
+            break plan;
+        }
+        ci = Arc::new(written);
+    };
     let requeue = plan.requeue_after;
     if ci.metadata.deletion_timestamp.is_some() {
         if plan.release_finalizer {
@@ -87,6 +100,20 @@ async fn step(
         ));
     }
     Ok(requeue.map_or_else(Action::await_change, Action::requeue))
+}
+
+/// Whether `after` holds an active job, not yet launched, that `before` did not.
+fn records_intent(before: &ComputeInstanceStatus, after: &ComputeInstanceStatus) -> bool {
+    after
+        .jobs
+        .iter()
+        .filter(|j| j.job_id.is_none() && j.state.is_active())
+        .any(|j| {
+            !before
+                .jobs
+                .iter()
+                .any(|b| b.correlation_key == j.correlation_key)
+        })
 }
 
 fn is_stale(ci: &ComputeInstance, ctx: &Context) -> bool {
@@ -276,6 +303,7 @@ pub async fn run(
         fresh_intents: Default::default(),
         written: Default::default(),
         launch_not_before: Default::default(),
+        deleted_vmis: Default::default(),
         metrics: metrics.clone(),
         fence: crate::fence::Fence::new(&client, settings.leader.as_ref()),
         settings: settings.clone(),

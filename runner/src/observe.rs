@@ -19,7 +19,7 @@ use kube::runtime::reflector::ObjectRef;
 
 use crate::aap::AapJob;
 use crate::context::Context;
-use crate::kubevirt::{VirtualMachine, vm_info, vmi_info};
+use crate::kubevirt::{VirtualMachine, VirtualMachineInstance, vm_info, vmi_info};
 use crate::poller::{Polled, aap_id};
 
 pub async fn observe(ci: &ComputeInstance, ctx: &Context) -> Observed {
@@ -32,10 +32,13 @@ pub async fn observe(ci: &ComputeInstance, ctx: &Context) -> Observed {
         .and_then(|s| s.virtual_machine_reference.as_ref());
     let tenant_ns = crate::tenants::vm_namespace(&ctx.tenants, ci);
     let vm = find_vm(ctx, &name, &namespace, reference, tenant_ns.as_deref());
-    let vmi = vm.as_ref().and_then(|vm| {
-        let key = ObjectRef::new(&vm.name_any()).within(&vm.namespace().unwrap_or_default());
-        ctx.vmis.get(&key)
-    });
+    let vmi = vm
+        .as_ref()
+        .and_then(|vm| {
+            let key = ObjectRef::new(&vm.name_any()).within(&vm.namespace().unwrap_or_default());
+            ctx.vmis.get(&key)
+        })
+        .filter(|vmi| !going(vmi, ctx));
     let history = ci
         .status
         .as_ref()
@@ -79,6 +82,18 @@ pub async fn observe(ci: &ComputeInstance, ctx: &Context) -> Observed {
         reconciled_config_version: signs.reconciled_config_version,
         aap_finalizer: signs.aap_finalizer,
     }
+}
+
+/// A VMI being deleted, or deleted by this process and still in the cache, is no VMI to
+/// restart: reporting it would send its deletion again.
+fn going(vmi: &VirtualMachineInstance, ctx: &Context) -> bool {
+    vmi.metadata.deletion_timestamp.is_some()
+        || vmi.uid().is_some_and(|uid| {
+            ctx.deleted_vmis
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains_key(&uid)
+        })
 }
 
 /// The VM of the instance: the one named by the reference, else the one labelled for it in

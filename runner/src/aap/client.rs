@@ -60,7 +60,11 @@ struct Inner {
     token: TokenCache,
     organization: Option<String>,
     retry: RetryPolicy,
-    templates: Mutex<HashMap<String, TemplateRef>>,
+    templates: Mutex<HashMap<String, (TemplateRef, Instant)>>,
+    template_refresh: Duration,
+    /// Held while a template is looked up, so concurrent launches that all miss the cache
+    /// send one lookup, not one each.
+    lookup: tokio::sync::Mutex<()>,
 }
 
 /// An HTTP answer, read in full.
@@ -121,6 +125,8 @@ impl AapClient {
                 organization: config.organization.filter(|o| !o.is_empty()),
                 retry: config.retry,
                 templates: Mutex::new(HashMap::new()),
+                template_refresh: config.template_refresh,
+                lookup: tokio::sync::Mutex::new(()),
             }),
         })
     }
@@ -133,10 +139,16 @@ impl AapClient {
     // ---- templates ------------------------------------------------------------------
 
     /// Finds a template by name: job templates first, then workflow job templates.
-    /// Cached; the entry is dropped when a launch by its id answers 404.
+    /// Cached for the refresh period; the entry is dropped when a launch by its id answers
+    /// 404.
     pub async fn template(&self, name: &str) -> Result<TemplateRef, AapError> {
-        if let Some(found) = self.templates().get(name) {
-            return Ok(*found);
+        if let Some(found) = self.cached_template(name) {
+            return Ok(found);
+        }
+        let _one_at_a_time = self.inner.lookup.lock().await;
+        // Another caller may have looked it up while this one waited.
+        if let Some(found) = self.cached_template(name) {
+            return Ok(found);
         }
         for kind in AapJobKind::ALL {
             let mut query = vec![("name", name)];
@@ -156,7 +168,8 @@ impl AapClient {
                 [one] if count == 1 => {
                     let found = TemplateRef { kind, id: one.id };
                     tracing::debug!(template = name, ?kind, id = one.id, "found AAP template");
-                    self.templates().insert(name.to_owned(), found);
+                    self.templates()
+                        .insert(name.to_owned(), (found, Instant::now()));
                     return Ok(found);
                 }
                 many => {
@@ -174,7 +187,15 @@ impl AapClient {
         })
     }
 
-    fn templates(&self) -> std::sync::MutexGuard<'_, HashMap<String, TemplateRef>> {
+    fn cached_template(&self, name: &str) -> Option<TemplateRef> {
+        let refresh = self.inner.template_refresh;
+        self.templates()
+            .get(name)
+            .filter(|(_, at)| at.elapsed() < refresh)
+            .map(|(found, _)| *found)
+    }
+
+    fn templates(&self) -> std::sync::MutexGuard<'_, HashMap<String, (TemplateRef, Instant)>> {
         self.inner
             .templates
             .lock()

@@ -251,6 +251,41 @@ async fn lookup_escapes_the_name_tries_workflows_and_caches() {
     }
 }
 
+fn template_gets(mock: &Mock) -> usize {
+    mock.seen()
+        .iter()
+        .filter(|s| s.path == "/api/controller/v2/job_templates/")
+        .count()
+}
+
+#[tokio::test]
+async fn concurrent_lookups_of_one_template_send_one_request() {
+    let mock = Mock::start(|_| page(vec![template(7, "Default")])).await;
+    let client = mock.client();
+    let lookups = (0..16).map(|_| client.template("provision"));
+    for found in futures::future::join_all(lookups).await {
+        assert_eq!(found.unwrap().id, 7);
+    }
+    assert_eq!(template_gets(&mock), 1, "{:#?}", mock.seen());
+}
+
+#[tokio::test]
+async fn a_template_is_looked_up_again_once_its_refresh_period_is_over() {
+    let mock = Mock::start(|_| page(vec![template(7, "Default")])).await;
+    let mut config = mock.config();
+    config.template_refresh = Duration::from_secs(3600);
+    let client = AapClient::new(config.clone()).unwrap();
+    client.template("provision").await.unwrap();
+    client.template("provision").await.unwrap();
+    assert_eq!(template_gets(&mock), 1, "within the period: cached");
+
+    config.template_refresh = Duration::ZERO;
+    let client = AapClient::new(config).unwrap();
+    client.template("provision").await.unwrap();
+    client.template("provision").await.unwrap();
+    assert_eq!(template_gets(&mock), 3, "period over: looked up each time");
+}
+
 #[tokio::test]
 async fn same_name_in_two_organizations_is_ambiguous() {
     let mock = Mock::start(|_| page(vec![template(1, "A"), template(2, "B")])).await;

@@ -23,6 +23,9 @@ pub struct AapConfig {
     /// Template names are unique only within an organization; set this when several
     /// organizations use the same names.
     pub organization: Option<String>,
+    /// How long a template's id, found by name, is used before the name is looked up
+    /// again (a template renamed or replaced); a 404 on launch looks it up at once.
+    pub template_refresh: Duration,
     pub retry: RetryPolicy,
 }
 
@@ -37,6 +40,7 @@ impl AapConfig {
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
             organization: None,
+            template_refresh: Duration::from_secs(300),
             retry: RetryPolicy::default(),
         }
     }

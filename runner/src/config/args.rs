@@ -47,6 +47,11 @@ pub struct Args {
     #[arg(long, env = "CLOUDKIT_AAP_ORGANIZATION")]
     pub aap_organization: Option<String>,
 
+    /// How long a template's id, found by name, is used before it is looked up again
+    /// (a 404 on launch looks it up at once).
+    #[arg(long, env = "CLOUDKIT_AAP_TEMPLATE_REFRESH", default_value = "5m", value_parser = duration)]
+    pub aap_template_refresh: Duration,
+
     /// Job or workflow template that provisions an instance.
     #[arg(long, env = "CLOUDKIT_AAP_PROVISION_TEMPLATE")]
     pub aap_provision_template: Option<String>,

@@ -44,6 +44,8 @@ pub struct AapSettings {
     pub ca_file: Option<PathBuf>,
     pub insecure: bool,
     pub organization: Option<String>,
+    /// How long a template id found by name is used before it is looked up again.
+    pub template_refresh: Duration,
     pub provision_template: String,
     pub deprovision_template: String,
     /// Template of a job's UI page (`{id}`, `{type}`).
@@ -57,6 +59,7 @@ impl AapSettings {
         config.ca_bundle = self.ca_file.clone();
         config.insecure_skip_tls_verify = self.insecure;
         config.organization = self.organization.clone();
+        config.template_refresh = self.template_refresh;
         config.request_timeout = request_timeout;
         config.connect_timeout = config.connect_timeout.min(request_timeout);
         config
@@ -197,6 +200,7 @@ impl Args {
             ca_file: self.aap_ca_file.clone(),
             insecure: self.aap_insecure_skip_tls_verify,
             organization: self.aap_organization.clone(),
+            template_refresh: self.aap_template_refresh,
             provision_template: required(
                 &self.aap_provision_template,
                 "aap-provision-template",

@@ -69,16 +69,11 @@ pub fn apply_outcome(
                 });
             }
         }
-        Outcome::VmiDeleted { key } => {
-            if let Some(job) = jobs::find_by_key_mut(&mut status.jobs, key) {
-                job.state = JobState::Running;
-                job.start_time = Some(tnow);
-                job.message = format!(
-                    "deleted VMI {}; waiting for KubeVirt to start a new one",
-                    job.vmi_uid.as_deref().unwrap_or("?")
-                );
-            }
-        }
+        // Nothing to record: the stored job (Pending, the old VMI's UID) already says what
+        // happens next, and the next write is the job's end. A restart then costs two
+        // status writes, and a crash after the deletion is harmless: the old UID is gone or
+        // terminating, and the runner does not report such a VMI, so it is not deleted again.
+        Outcome::VmiDeleted { .. } => {}
         Outcome::VmiDeleteFailed { key, message } => {
             if let Some(job) = jobs::find_by_key_mut(&mut status.jobs, key) {
                 job.state = JobState::Failed;

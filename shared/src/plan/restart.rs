@@ -123,7 +123,7 @@ impl Planner<'_> {
                         name: r.kube_virt_virtual_machine_name.clone(),
                         uid: old.clone(),
                     });
-                    // The deadline runs from the deletion (the job's start), not from now.
+                    // The deadline runs from the intent, written just before the deletion.
                     self.requeue_in(Duration::from_secs(2));
                     return;
                 }

@@ -439,9 +439,13 @@ impl Bench<'_> {
                     names.len(),
                     count(size)
                 ));
-                let restarts = restart::measure(&self.client, &namespace, size, &names)
+                let writes_before = runner.scrape().await?.status_writes;
+                let mut restarts = restart::measure(&self.client, &namespace, size, &names)
                     .await
                     .with_context(|| format!("restarts with {} instances", count(size)))?;
+                // Every restart is acknowledged before the next starts, so the writes in
+                // between are the restarts' own.
+                restarts.status_writes = Some(runner.scrape().await?.status_writes - writes_before);
                 restarted_up_to = size;
                 self.restart_figures(&restarts);
             }
@@ -561,6 +565,16 @@ impl Bench<'_> {
                 ),
             )),
             _ => figures.push(Figure::missing(format!("{n} instances: steps"))),
+        }
+        if let Some(writes) = r.status_writes.filter(|_| samples > 0) {
+            let per = writes as f64 / samples as f64;
+            figures.push(
+                Figure::new(
+                    format!("{n} instances: status writes per restart"),
+                    format!("{per:.2} ({writes} writes / {samples} restarts)"),
+                )
+                .target("≤ 2", per <= 2.0),
+            );
         }
         if r.unfinished > 0 {
             self.notes.push(format!(

@@ -43,6 +43,8 @@ pub struct Restarts {
     pub samples: Vec<Sample>,
     /// Restarts whose end (lastRestartedAt) was not seen in time.
     pub unfinished: usize,
+    /// The runner's status writes while the restarts ran (filled in by the caller).
+    pub status_writes: Option<u64>,
 }
 
 impl Restarts {
@@ -264,6 +266,7 @@ pub async fn measure(
         instances,
         samples,
         unfinished,
+        status_writes: None,
     })
 }
 
