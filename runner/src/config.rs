@@ -134,6 +134,13 @@ pub struct Args {
           value_parser = clap::value_parser!(u16).range(1..))]
     pub max_concurrent_reconciles: u16,
 
+    /// AAP requests in flight at once over all instances (launches, cancels, finds,
+    /// polls); the rest wait their turn, first come first served.
+    #[arg(long, env = "CLOUDKIT_AAP_MAX_CONCURRENT_REQUESTS",
+          default_value_t = crate::aap::DEFAULT_MAX_CONCURRENT_REQUESTS,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub aap_max_concurrent_requests: u16,
+
     /// Address of the health and metrics server.
     #[arg(long, env = "CLOUDKIT_METRICS_ADDR", default_value = "0.0.0.0:8080")]
     pub metrics_addr: String,
@@ -234,6 +241,7 @@ pub struct AapSettings {
     pub deprovision_template: String,
     /// Template of a job's UI page (`{id}`, `{type}`).
     pub ui_job_url: String,
+    pub max_concurrent_requests: usize,
 }
 
 /// Where the AAP token comes from; `Debug` never shows it.
@@ -430,6 +438,7 @@ impl Args {
             };
             Some(AapSettings {
                 ui_job_url,
+                max_concurrent_requests: usize::from(self.aap_max_concurrent_requests),
                 url,
                 token,
                 ca_file: self.aap_ca_file.clone(),

@@ -576,6 +576,8 @@ fn values_clap_parses_are_one_line_naming_the_variable() -> anyhow::Result<()> {
     for (variable, value) in [
         ("CLOUDKIT_LEADER_ELECTION", "maybe"),
         ("CLOUDKIT_DEPROVISION_ATTEMPTS", "many"),
+        // No request could ever be sent.
+        ("CLOUDKIT_AAP_MAX_CONCURRENT_REQUESTS", "0"),
     ] {
         let mut env = valid_env();
         env.push((variable, value));

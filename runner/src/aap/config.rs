@@ -3,10 +3,17 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use prometheus_client::metrics::gauge::Gauge;
+
 use super::client::AapClient;
 use super::error::AapError;
 use super::token::{Secret, TokenSource};
 use crate::config::{AapSettings, AapToken};
+
+/// Default of `CLOUDKIT_AAP_MAX_CONCURRENT_REQUESTS`: enough to keep launches flowing
+/// (a launch answers in well under a second), few enough that a burst of instances
+/// does not turn into a burst of requests at the controller.
+pub const DEFAULT_MAX_CONCURRENT_REQUESTS: u16 = 8;
 
 /// Settings of an [`super::AapClient`]. Debug output shows no token.
 #[derive(Clone, Debug)]
@@ -27,6 +34,11 @@ pub struct AapConfig {
     /// organizations use the same names.
     pub organization: Option<String>,
     pub retry: RetryPolicy,
+    /// AAP requests in flight at once, over all instances (launches, cancels, finds,
+    /// polls, template lookups); the others wait in line.
+    pub max_concurrent_requests: usize,
+    /// Requests in flight now, for `/metrics`.
+    pub in_flight: Gauge,
 }
 
 impl AapConfig {
@@ -41,6 +53,8 @@ impl AapConfig {
             request_timeout: Duration::from_secs(30),
             organization: None,
             retry: RetryPolicy::default(),
+            max_concurrent_requests: usize::from(DEFAULT_MAX_CONCURRENT_REQUESTS),
+            in_flight: Gauge::default(),
         }
     }
 }
@@ -48,7 +62,11 @@ impl AapConfig {
 impl AapConfig {
     /// The configuration the runner's settings describe; `request_timeout` bounds every
     /// request.
-    pub fn from_settings(settings: &AapSettings, request_timeout: Duration) -> Self {
+    pub fn from_settings(
+        settings: &AapSettings,
+        request_timeout: Duration,
+        in_flight: Gauge,
+    ) -> Self {
         let token = match &settings.token {
             AapToken::Value(value) => TokenSource::Static(Secret::new(value.clone())),
             AapToken::File(path) => TokenSource::File(path.clone()),
@@ -58,6 +76,8 @@ impl AapConfig {
         config.insecure_skip_tls_verify = settings.insecure;
         config.organization = settings.organization.clone();
         config.request_timeout = request_timeout;
+        config.max_concurrent_requests = settings.max_concurrent_requests;
+        config.in_flight = in_flight;
         config.connect_timeout = config.connect_timeout.min(request_timeout);
         config
     }
@@ -67,8 +87,13 @@ impl AapConfig {
 pub fn client_from_settings(
     settings: &AapSettings,
     request_timeout: Duration,
+    in_flight: Gauge,
 ) -> Result<AapClient, AapError> {
-    AapClient::new(AapConfig::from_settings(settings, request_timeout))
+    AapClient::new(AapConfig::from_settings(
+        settings,
+        request_timeout,
+        in_flight,
+    ))
 }
 
 /// How GETs are repeated after 5xx answers, timeouts, connection failures and 429s.

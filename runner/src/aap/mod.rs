@@ -12,7 +12,7 @@ mod types;
 pub mod ui_url;
 
 pub use client::{AapClient, MAX_PAGE_SIZE, TemplateRef};
-pub use config::{AapConfig, RetryPolicy, client_from_settings};
+pub use config::{AapConfig, DEFAULT_MAX_CONCURRENT_REQUESTS, RetryPolicy, client_from_settings};
 pub use error::AapError;
 pub use token::{Secret, TokenSource};
 pub use types::{AapJob, AapJobKind, CancelOutcome, Launched, job_state};
