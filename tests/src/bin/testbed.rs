@@ -59,6 +59,10 @@ enum Cmd {
         /// peak AAP requests in flight); written to target/BENCHMARKS-burst.md by default.
         #[arg(long, value_parser = ["burst"])]
         only: Option<String>,
+        /// Measure the debug build (no release build needed; timings are not comparable
+        /// with release figures, counts such as the burst's peak concurrency are).
+        #[arg(long)]
+        debug: bool,
     },
 }
 
@@ -70,10 +74,11 @@ async fn main() {
         sizes,
         output,
         only,
+        debug,
     } = &cli.command
     {
         let only_burst = only.as_deref() == Some("burst");
-        std::process::exit(bench(*quick, sizes, output.clone(), only_burst).await);
+        std::process::exit(bench(*quick, sizes, output.clone(), only_burst, *debug).await);
     }
     let job_duration = match cloudkit_shared::signals::parse_duration(&cli.job_duration) {
         Ok(d) => d,
@@ -142,7 +147,13 @@ async fn main() {
 }
 
 /// `testbed bench`: returns the exit code (1 when a figure could not be measured).
-async fn bench(quick: bool, sizes: &[usize], output: Option<PathBuf>, only_burst: bool) -> i32 {
+async fn bench(
+    quick: bool,
+    sizes: &[usize],
+    output: Option<PathBuf>,
+    only_burst: bool,
+    debug: bool,
+) -> i32 {
     use cloudkit_testbed::bench::{self, BenchOptions, runner};
     let mut options = if quick {
         BenchOptions::quick()
@@ -159,6 +170,10 @@ async fn bench(quick: bool, sizes: &[usize], output: Option<PathBuf>, only_burst
         options.sizes = sizes.to_vec();
         options.restart_at = sizes.to_vec();
         options.command = format!("{} --sizes {}", options.command, join(sizes));
+    }
+    if debug {
+        options.profile = cloudkit_testbed::bench::binaries::Profile::Debug;
+        options.command = format!("{} --debug", options.command.replace("--release ", ""));
     }
     if only_burst {
         options.only_burst = true;
