@@ -192,11 +192,17 @@ fn to_instance<K: Resource>(
 }
 
 /// Builds the provider clients from validated settings.
-pub fn clients(settings: &Settings) -> Result<(Option<AapClient>, Option<EdaClient>), Error> {
+pub fn clients(
+    settings: &Settings,
+    metrics: &Metrics,
+) -> Result<(Option<AapClient>, Option<EdaClient>), Error> {
     let aap = match &settings.aap {
         Some(a) => Some(
-            crate::aap::AapClient::new(a.client_config(settings.http_timeout))
-                .map_err(|e| Error::Config(e.to_string()))?,
+            crate::aap::AapClient::new(a.client_config(
+                settings.http_timeout,
+                metrics.aap_requests_in_flight.clone(),
+            ))
+            .map_err(|e| Error::Config(e.to_string()))?,
         ),
         None => None,
     };
@@ -217,7 +223,7 @@ pub async fn run(
     metrics: Metrics,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), Error> {
-    let (aap, eda) = clients(&settings)?;
+    let (aap, eda) = clients(&settings, &metrics)?;
     let reporter = kube::runtime::events::Reporter {
         controller: "cloudkit-runner".into(),
         instance: std::env::var("POD_NAME").ok(),

@@ -29,6 +29,8 @@ pub struct Metrics {
     pub leader: Gauge,
     /// Stored instances that cannot be read as this version's ComputeInstance.
     pub unreadable_instances: Gauge,
+    /// AAP requests in flight now (bounded by CLOUDKIT_AAP_MAX_CONCURRENT_REQUESTS).
+    pub aap_requests_in_flight: Gauge,
     /// Watch caches synced and leadership known.
     pub ready: Arc<AtomicBool>,
     /// A missing prerequisite that keeps the caches from syncing, for `/readyz`.
@@ -45,6 +47,12 @@ impl Default for Metrics {
         let outcomes = Family::<OutcomeLabels, Counter>::default();
         let leader = Gauge::default();
         let unreadable_instances = Gauge::default();
+        let aap_requests_in_flight = Gauge::default();
+        registry.register(
+            "aap_requests_in_flight",
+            "AAP requests in flight now (at most CLOUDKIT_AAP_MAX_CONCURRENT_REQUESTS)",
+            aap_requests_in_flight.clone(),
+        );
         registry.register(
             "unreadable_instances",
             "Stored ComputeInstances the runner cannot read (and so does not manage)",
@@ -85,6 +93,7 @@ impl Default for Metrics {
             outcomes,
             leader,
             unreadable_instances,
+            aap_requests_in_flight,
             ready: Arc::new(AtomicBool::new(false)),
             missing: Arc::default(),
         }

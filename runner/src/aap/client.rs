@@ -10,10 +10,12 @@ use std::time::{Duration, Instant};
 use cloudkit_shared::JobFailure;
 use cloudkit_shared::names::CORRELATION_EXTRA_VAR;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use prometheus_client::metrics::gauge::Gauge;
 use reqwest::header::{ACCEPT, HeaderMap, HeaderValue, RETRY_AFTER};
 use reqwest::{Method, StatusCode, Url};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
+use tokio::sync::Semaphore;
 
 use super::config::{AapConfig, RetryPolicy};
 use super::error::AapError;
@@ -65,6 +67,9 @@ struct Inner {
     /// Held while a template is looked up, so concurrent launches that all miss the cache
     /// send one lookup, not one each.
     lookup: tokio::sync::Mutex<()>,
+    /// Requests in flight, bounded: see [`AapConfig::max_concurrent_requests`].
+    permits: Semaphore,
+    in_flight: Gauge,
 }
 
 /// An HTTP answer, read in full.
@@ -117,6 +122,11 @@ impl AapClient {
         if config.retry.attempts == 0 {
             return Err(AapError::Config("retry attempts must be at least 1".into()));
         }
+        if config.max_concurrent_requests == 0 {
+            return Err(AapError::Config(
+                "at most 0 AAP requests in flight would send none: allow at least 1".into(),
+            ));
+        }
         Ok(Self {
             inner: Arc::new(Inner {
                 http,
@@ -127,6 +137,8 @@ impl AapClient {
                 templates: Mutex::new(HashMap::new()),
                 template_refresh: config.template_refresh,
                 lookup: tokio::sync::Mutex::new(()),
+                permits: Semaphore::new(config.max_concurrent_requests),
+                in_flight: config.in_flight,
             }),
         })
     }
@@ -573,6 +585,15 @@ impl AapClient {
         body: Option<&Value>,
         token: &Secret,
     ) -> Result<Answer, AapError> {
+        // One permit per exchange, never held across a retry's sleep: a slow or failing
+        // instance cannot keep others waiting longer than one request. Tokio's semaphore
+        // serves waiters first come, first served, so every instance's request gets its
+        // turn in the order it asked.
+        let _permit =
+            self.inner.permits.acquire().await.map_err(|_| {
+                AapError::Config("the AAP client is closed: restart the runner".into())
+            })?;
+        let _counted = InFlight::enter(&self.inner.in_flight);
         let started = Instant::now();
         // bearer_auth marks the header sensitive, so it stays out of hyper's debug output.
         let mut request = self
@@ -605,6 +626,23 @@ impl AapClient {
             retry_after,
             body: body.to_vec(),
         })
+    }
+}
+
+/// Counts one request in the in-flight gauge until dropped (also when the request is
+/// abandoned mid-way).
+struct InFlight<'a>(&'a Gauge);
+
+impl<'a> InFlight<'a> {
+    fn enter(gauge: &'a Gauge) -> Self {
+        gauge.inc();
+        Self(gauge)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 

@@ -3,7 +3,14 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use prometheus_client::metrics::gauge::Gauge;
+
 use super::token::TokenSource;
+
+/// Default of `CLOUDKIT_AAP_MAX_CONCURRENT_REQUESTS`: enough to keep launches flowing
+/// (a launch answers in well under a second), few enough that a burst of instances
+/// does not turn into a burst of requests at the controller.
+pub const DEFAULT_MAX_CONCURRENT_REQUESTS: u16 = 8;
 
 /// Settings of an [`super::AapClient`]. Debug output shows no token.
 #[derive(Clone, Debug)]
@@ -27,6 +34,11 @@ pub struct AapConfig {
     /// again (a template renamed or replaced); a 404 on launch looks it up at once.
     pub template_refresh: Duration,
     pub retry: RetryPolicy,
+    /// AAP requests in flight at once, over all instances (launches, cancels, finds,
+    /// polls, template lookups); the others wait in line.
+    pub max_concurrent_requests: usize,
+    /// Requests in flight now, for `/metrics`.
+    pub in_flight: Gauge,
 }
 
 impl AapConfig {
@@ -42,6 +54,8 @@ impl AapConfig {
             organization: None,
             template_refresh: Duration::from_secs(300),
             retry: RetryPolicy::default(),
+            max_concurrent_requests: usize::from(DEFAULT_MAX_CONCURRENT_REQUESTS),
+            in_flight: Gauge::default(),
         }
     }
 }

@@ -13,7 +13,7 @@ pub mod ui_url;
 
 pub use crate::secret::Secret;
 pub use client::{AapClient, MAX_PAGE_SIZE, TemplateRef};
-pub use config::{AapConfig, RetryPolicy};
+pub use config::{AapConfig, DEFAULT_MAX_CONCURRENT_REQUESTS, RetryPolicy};
 pub use error::AapError;
 pub use token::TokenSource;
 pub use types::{AapJob, AapJobKind, CancelOutcome, Launched, job_state};

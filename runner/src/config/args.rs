@@ -143,6 +143,13 @@ pub struct Args {
           value_parser = clap::value_parser!(u16).range(1..))]
     pub max_concurrent_reconciles: u16,
 
+    /// AAP requests in flight at once over all instances (launches, cancels, finds,
+    /// polls); the rest wait their turn, first come first served.
+    #[arg(long, env = "CLOUDKIT_AAP_MAX_CONCURRENT_REQUESTS",
+          default_value_t = crate::aap::DEFAULT_MAX_CONCURRENT_REQUESTS,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub aap_max_concurrent_requests: u16,
+
     /// Address of the health and metrics server (an IP address and a port).
     #[arg(long, env = "CLOUDKIT_METRICS_ADDR", default_value = "0.0.0.0:8080",
           value_parser = socket_addr)]

@@ -7,6 +7,7 @@ use std::time::Duration;
 use cloudkit_shared::plan::{Policy, ProviderKind};
 use cloudkit_shared::settings::parse_max_job_history;
 use cloudkit_shared::signals::parse_duration;
+use prometheus_client::metrics::gauge::Gauge;
 
 use super::ConfigError;
 use super::args::{Args, HmacFormat, ProviderArg, name};
@@ -50,17 +51,20 @@ pub struct AapSettings {
     pub deprovision_template: String,
     /// Template of a job's UI page (`{id}`, `{type}`).
     pub ui_job_url: String,
+    pub max_concurrent_requests: usize,
 }
 
 impl AapSettings {
     /// How the AAP client reaches AAP; `request_timeout` bounds every request.
-    pub fn client_config(&self, request_timeout: Duration) -> AapConfig {
+    pub fn client_config(&self, request_timeout: Duration, in_flight: Gauge) -> AapConfig {
         let mut config = AapConfig::new(self.url.clone(), self.token.clone());
         config.ca_bundle = self.ca_file.clone();
         config.insecure_skip_tls_verify = self.insecure;
         config.organization = self.organization.clone();
         config.template_refresh = self.template_refresh;
         config.request_timeout = request_timeout;
+        config.max_concurrent_requests = self.max_concurrent_requests;
+        config.in_flight = in_flight;
         config.connect_timeout = config.connect_timeout.min(request_timeout);
         config
     }
@@ -195,6 +199,7 @@ impl Args {
         };
         Ok(Some(AapSettings {
             ui_job_url,
+            max_concurrent_requests: usize::from(self.aap_max_concurrent_requests),
             url,
             token,
             ca_file: self.aap_ca_file.clone(),

@@ -94,6 +94,9 @@ impl Planner<'_> {
                     let message = cond::one_line(message);
                     if job.job_id.is_none() {
                         job.message = format!("waiting to launch: {message}");
+                        // Whether it was launched cannot be looked up: the provider is
+                        // the reason it waits, as it is after a launch that failed.
+                        job.reason = Some(reasons::PROVIDER_UNREACHABLE.into());
                     }
                     self.requeue_in(self.policy.poll_interval.min(Duration::from_secs(15)));
                 }

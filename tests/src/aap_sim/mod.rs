@@ -23,6 +23,7 @@
 
 mod auth;
 mod clock;
+mod concurrency;
 mod config;
 pub(crate) mod effects;
 mod events;
@@ -417,6 +418,22 @@ impl AapSimulator {
 
     pub fn effects(&self) -> Vec<EffectRecord> {
         self.shared.lock().ledger.effects.clone()
+    }
+
+    // ---- concurrency --------------------------------------------------------------
+
+    /// Requests being handled now (hung ones included).
+    pub fn requests_in_flight(&self) -> usize {
+        self.shared.concurrency.now()
+    }
+
+    /// The most requests ever handled at once (since the last [`Self::reset_peak_in_flight`]).
+    pub fn peak_requests_in_flight(&self) -> usize {
+        self.shared.concurrency.peak()
+    }
+
+    pub fn reset_peak_in_flight(&self) {
+        self.shared.concurrency.reset_peak();
     }
 }
 

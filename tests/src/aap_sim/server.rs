@@ -31,6 +31,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
 }
 
 async fn dispatch(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let _in_flight = shared.concurrency.enter();
     let (parts, body) = request.into_parts();
     let path = parts.uri.path().to_owned();
     let query = parts.uri.query().map(str::to_owned);

@@ -9,6 +9,7 @@ use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 use super::clock::Clock;
+use super::concurrency::Concurrency;
 use super::config::{AapSimConfig, Access, JobBehavior, Role, TemplateConfig};
 use super::faults::{Endpoint, EndpointFaults};
 use super::jobs::{self, InstanceRef, Job, JobStatus, StatusChange};
@@ -30,6 +31,7 @@ pub(crate) struct Shared {
     tasks: Mutex<Vec<AbortHandle>>,
     /// Set when the simulator is dropped: the server stops and hung requests end.
     pub(crate) shutdown: watch::Sender<bool>,
+    pub(crate) concurrency: Concurrency,
 }
 
 pub(crate) struct State {
@@ -79,6 +81,7 @@ impl Shared {
             prefix: config.api_prefix.trim_end_matches('/').to_owned(),
             tasks: Mutex::new(Vec::new()),
             shutdown: watch::Sender::new(false),
+            concurrency: Concurrency::default(),
         })
     }
 

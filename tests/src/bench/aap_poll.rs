@@ -109,35 +109,8 @@ pub async fn measure_one(
     in_flight: usize,
     settings: &PollSettings,
 ) -> anyhow::Result<PollFigure> {
-    let api: Api<ComputeInstance> = Api::namespaced(client.clone(), namespace);
     let started = Instant::now();
-    futures::stream::iter((already..in_flight).map(|i| {
-        let api = api.clone();
-        async move {
-            let spec = ComputeInstanceSpec {
-                template_id: "osac.templates.ocp_small".into(),
-                ..Default::default()
-            };
-            let ci = ComputeInstance::new(&instance_name(i), spec);
-            // A loaded API server may drop a keep-alive connection: try again; a
-            // create that did land the first time answers 409 the second.
-            let mut attempt = 0;
-            loop {
-                attempt += 1;
-                match api.create(&PostParams::default(), &ci).await {
-                    Ok(_) => return Ok(()),
-                    Err(kube::Error::Api(s)) if s.code == 409 && attempt > 1 => return Ok(()),
-                    Err(kube::Error::Api(s)) => return Err(kube::Error::Api(s)),
-                    Err(e) if attempt >= 3 => return Err(e),
-                    Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-                }
-            }
-        }
-    }))
-    .buffer_unordered(settings.concurrency.max(1))
-    .try_collect::<Vec<()>>()
-    .await
-    .context("creating instances to provision")?;
+    create_to_provision(client, namespace, already..in_flight, settings.concurrency).await?;
     let timeout = Duration::from_secs(120) + Duration::from_millis(200 * in_flight as u64);
     let deadline = Instant::now() + timeout;
     let mut launch_time = None;
@@ -233,6 +206,45 @@ pub fn ids_of(query: Option<&str>) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// Creates instances `range` (names from [`instance_name`]) in `namespace`, each for the
+/// runner to provision, `concurrency` at a time.
+pub async fn create_to_provision(
+    client: &kube::Client,
+    namespace: &str,
+    range: std::ops::Range<usize>,
+    concurrency: usize,
+) -> anyhow::Result<()> {
+    let api: Api<ComputeInstance> = Api::namespaced(client.clone(), namespace);
+    futures::stream::iter(range.map(|i| {
+        let api = api.clone();
+        async move {
+            let spec = ComputeInstanceSpec {
+                template_id: "osac.templates.ocp_small".into(),
+                ..Default::default()
+            };
+            let ci = ComputeInstance::new(&instance_name(i), spec);
+            // A loaded API server may drop a keep-alive connection: try again; a
+            // create that did land the first time answers 409 the second.
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                match api.create(&PostParams::default(), &ci).await {
+                    Ok(_) => return Ok(()),
+                    Err(kube::Error::Api(s)) if s.code == 409 && attempt > 1 => return Ok(()),
+                    Err(kube::Error::Api(s)) => return Err(kube::Error::Api(s)),
+                    Err(e) if attempt >= 3 => return Err(e),
+                    Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                }
+            }
+        }
+    }))
+    .buffer_unordered(concurrency.max(1))
+    .try_collect::<Vec<()>>()
+    .await
+    .context("creating instances to provision")?;
+    Ok(())
 }
 
 #[cfg(test)]

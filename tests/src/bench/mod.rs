@@ -11,6 +11,7 @@
 
 pub mod aap_poll;
 pub mod binaries;
+pub mod burst;
 pub mod machine;
 pub mod memory;
 pub mod plugin;
@@ -77,6 +78,13 @@ pub struct BenchOptions {
     pub command: String,
     /// Extra environment for every runner started (see [`runner::EXTRA_ENV`]).
     pub runner_env: Vec<(String, String)>,
+    /// Instances created at once for the burst measurement.
+    pub burst: usize,
+    /// How long the AAP simulator takes to answer each launch in the burst (a real
+    /// controller takes a fraction of a second).
+    pub burst_launch_latency: Duration,
+    /// Run the burst measurement and nothing else.
+    pub only_burst: bool,
 }
 
 impl BenchOptions {
@@ -97,6 +105,9 @@ impl BenchOptions {
             budget: Some(Duration::from_secs(15 * 60)),
             command: "cargo run --release -p cloudkit-testbed -- bench".into(),
             runner_env: Vec::new(),
+            burst: 1_000,
+            burst_launch_latency: Duration::from_millis(100),
+            only_burst: false,
         }
     }
 
@@ -113,6 +124,7 @@ impl BenchOptions {
             quiet: Duration::from_secs(1),
             budget: None,
             command: "cargo run --release -p cloudkit-testbed -- bench --quick".into(),
+            burst: 200,
             ..Self::full()
         }
     }
@@ -128,6 +140,7 @@ impl BenchOptions {
             poll_ticks: 2,
             plugin_runs: 3,
             command: "cargo test -p cloudkit-testbed --test bench_smoke".into(),
+            burst: 10,
             ..Self::quick()
         }
     }
@@ -141,7 +154,7 @@ pub async fn run(
     progress: &Progress,
 ) -> anyhow::Result<Report> {
     let started = Instant::now();
-    let mut machine = Machine::read();
+    let machine = Machine::read();
     progress.say(format!(
         "building cloudkit-runner and kubectl-cloudkit ({} profile)",
         options.profile.name()
@@ -184,6 +197,12 @@ pub async fn run(
     bench.notes.push("Running instances are not provisioned one by one: one seed instance is provisioned by the runner through the AAP simulator; each copy gets a VM, a Running VMI, the seed's finalizer and reconciled-config-version annotation, and the seed's settled status (name, namespace and UID swapped) written by server-side apply under the runner's field manager, exactly as the runner writes it. The runner then only has to settle them.".into());
     bench.notes.push("Timings share two cores with kube-apiserver, etcd, the simulators, the bench itself and other engineers' test runs (see the load averages): treat single figures as noisy; latencies are medians / percentiles of many samples.".into());
 
+    if let Err(e) = bench.burst().await {
+        bench.failed(BURST, &e);
+    }
+    if options.only_burst {
+        return Ok(bench.report(machine, versions, started));
+    }
     let sim = quick_simulator(&bench.client).await?;
     let seed = match bench.seed(&sim).await {
         Ok(seed) => Some(seed),
@@ -213,22 +232,10 @@ pub async fn run(
         bench.failed("Plugin wall time", &e);
     }
     bench.binary_sizes();
-    machine.load_at_end = machine::load_average();
-    let date = k8s_openapi::jiff::Timestamp::now()
-        .strftime("%Y-%m-%d %H:%M UTC")
-        .to_string();
-    Ok(Report {
-        command: options.command.clone(),
-        date,
-        profile: options.profile,
-        machine,
-        versions,
-        sections: bench.sections,
-        notes: bench.notes,
-        build_time: bench.bins.build_time,
-        run_time: started.elapsed(),
-    })
+    Ok(bench.report(machine, versions, started))
 }
+
+const BURST: &str = "Burst of instances created at once (AAP backpressure)";
 
 /// The AAP simulator for seeding and settling: quick, successful jobs whose playbooks
 /// create the VM and VMI in the cluster.
@@ -287,6 +294,91 @@ struct Bench<'a> {
 }
 
 impl Bench<'_> {
+    fn report(self, mut machine: Machine, versions: Versions, started: Instant) -> Report {
+        machine.load_at_end = machine::load_average();
+        let date = k8s_openapi::jiff::Timestamp::now()
+            .strftime("%Y-%m-%d %H:%M UTC")
+            .to_string();
+        Report {
+            command: self.options.command.clone(),
+            date,
+            profile: self.options.profile,
+            machine,
+            versions,
+            sections: self.sections,
+            notes: self.notes,
+            build_time: self.bins.build_time,
+            run_time: started.elapsed(),
+        }
+    }
+
+    /// A burst of instances, each needing a launch, against a simulator whose launches
+    /// take `burst_launch_latency`; jobs are held running so nothing else follows.
+    async fn burst(&mut self) -> anyhow::Result<()> {
+        let options = self.options;
+        let n = options.burst;
+        let provision = TemplateConfig::job(PROVISION_TEMPLATE_ID, PROVISION_TEMPLATE)
+            .role(Role::Provision)
+            .behavior(quick_job().hold_running());
+        let deprovision = TemplateConfig::job(DEPROVISION_TEMPLATE_ID, DEPROVISION_TEMPLATE)
+            .role(Role::Deprovision)
+            .behavior(quick_job());
+        let sim = AapSimulator::start(
+            AapSimConfig::new()
+                .template(provision)
+                .template(deprovision),
+        )
+        .await?;
+        sim.set_latency(
+            crate::aap_sim::Endpoint::Launch,
+            options.burst_launch_latency,
+        );
+        let namespace = self.cp.test_namespace("bench-burst").await?;
+        let mut runner =
+            self.start_runner_polling(&namespace, sim.base_url(), options.aap_poll_interval)?;
+        let limit = runner::limit_of(&options.runner_env);
+        self.progress.say(format!(
+            "creating {} instances at once ({} creates in flight); AAP launches take {}",
+            count(n),
+            options.concurrency,
+            ms(options.burst_launch_latency)
+        ));
+        let measured = burst::measure(&self.client, &namespace, &sim, n, options.concurrency).await;
+        let tail = runner.log_tail(10);
+        runner.stop(Duration::from_secs(10));
+        sim.stop().await;
+        let f = measured.with_context(|| format!("runner log:\n{tail}"))?;
+        self.progress.say(format!(
+            "{} launched in {} ({:.1}/s), peak {} AAP requests in flight",
+            count(n),
+            secs(f.launch_time),
+            f.launches_per_second(),
+            f.peak_in_flight
+        ));
+        self.section(
+            BURST,
+            vec![
+                Figure::new(
+                    format!("{} instances → all launched", count(n)),
+                    format!(
+                        "{} ({:.1} launches/s; creating them took {}; {} launch requests; each launch answered after {})",
+                        secs(f.launch_time),
+                        f.launches_per_second(),
+                        secs(f.create_time),
+                        f.launch_requests,
+                        ms(options.burst_launch_latency)
+                    ),
+                ),
+                Figure::new(
+                    format!("{} instances: peak AAP requests in flight", count(n)),
+                    f.peak_in_flight.to_string(),
+                )
+                .target(format!("≤ {limit}"), f.peak_in_flight <= limit),
+            ],
+        );
+        Ok(())
+    }
+
     fn section(&mut self, title: &str, figures: Vec<Figure>) {
         match self.sections.iter_mut().find(|s| s.title == title) {
             Some(s) => s.figures.extend(figures),

@@ -281,6 +281,20 @@ pub fn cpu_seconds(stat: &str) -> Option<f64> {
     Some((utime + stime) as f64 / ticks)
 }
 
+/// cloudkit-runner's default `CLOUDKIT_AAP_MAX_CONCURRENT_REQUESTS` (the library does
+/// not link the runner; the burst's target would show a mismatch).
+const RUNNER_DEFAULT_AAP_LIMIT: usize = 8;
+
+/// The runner's `CLOUDKIT_AAP_MAX_CONCURRENT_REQUESTS` with `extra` in its environment.
+pub fn limit_of(extra: &[(String, String)]) -> usize {
+    extra
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "CLOUDKIT_AAP_MAX_CONCURRENT_REQUESTS")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(RUNNER_DEFAULT_AAP_LIMIT)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -55,6 +55,14 @@ enum Cmd {
         /// Where to write the table (default: BENCHMARKS.md at the repository root).
         #[arg(long)]
         output: Option<PathBuf>,
+        /// Only one measurement: `burst` (N instances created at once: launch rate and
+        /// peak AAP requests in flight); written to target/BENCHMARKS-burst.md by default.
+        #[arg(long, value_parser = ["burst"])]
+        only: Option<String>,
+        /// Measure the debug build (no release build needed; timings are not comparable
+        /// with release figures, counts such as the burst's peak concurrency are).
+        #[arg(long)]
+        debug: bool,
     },
 }
 
@@ -65,9 +73,12 @@ async fn main() {
         quick,
         sizes,
         output,
+        only,
+        debug,
     } = &cli.command
     {
-        std::process::exit(bench(*quick, sizes, output.clone()).await);
+        let only_burst = only.as_deref() == Some("burst");
+        std::process::exit(bench(*quick, sizes, output.clone(), only_burst, *debug).await);
     }
     let job_duration = match cloudkit_shared::signals::parse_duration(&cli.job_duration) {
         Ok(d) => d,
@@ -136,7 +147,13 @@ async fn main() {
 }
 
 /// `testbed bench`: returns the exit code (1 when a figure could not be measured).
-async fn bench(quick: bool, sizes: &[usize], output: Option<PathBuf>) -> i32 {
+async fn bench(
+    quick: bool,
+    sizes: &[usize],
+    output: Option<PathBuf>,
+    only_burst: bool,
+    debug: bool,
+) -> i32 {
     use cloudkit_testbed::bench::{self, BenchOptions, runner};
     let mut options = if quick {
         BenchOptions::quick()
@@ -154,13 +171,23 @@ async fn bench(quick: bool, sizes: &[usize], output: Option<PathBuf>) -> i32 {
         options.restart_at = sizes.to_vec();
         options.command = format!("{} --sizes {}", options.command, join(sizes));
     }
+    if debug {
+        options.profile = cloudkit_testbed::bench::binaries::Profile::Debug;
+        options.command = format!("{} --debug", options.command.replace("--release ", ""));
+    }
+    if only_burst {
+        options.only_burst = true;
+        options.command = format!("{} --only burst", options.command);
+    }
     if let Ok(raw) = std::env::var(runner::EXTRA_ENV) {
         options.runner_env = runner::parse_extra_env(&raw).unwrap_or_else(|e| exit(2, &e));
     }
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let output = output.unwrap_or_else(|| {
         let target = cloudkit_testbed::runner_process::target_dir();
-        if !sizes.is_empty() {
+        if only_burst {
+            target.join("BENCHMARKS-burst.md")
+        } else if !sizes.is_empty() {
             target.join("BENCHMARKS-custom.md")
         } else if quick {
             target.join("BENCHMARKS-quick.md")
