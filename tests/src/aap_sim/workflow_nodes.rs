@@ -201,14 +201,6 @@ pub(crate) fn list(shared: &Shared, id: u64, params: &[(String, String)], path: 
         field(&state, workflow, n, name)
     }) {
         Err(e) => e.response(),
-        Ok(page) => responses::json(
-            200,
-            &json!({
-                "count": page.count,
-                "next": page.next,
-                "previous": page.previous,
-                "results": page.results.iter().map(|n| serialize(shared, &state, workflow, n)).collect::<Vec<_>>(),
-            }),
-        ),
+        Ok(page) => page.response(|n| serialize(shared, &state, workflow, n)),
     }
 }
