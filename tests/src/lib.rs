@@ -8,6 +8,7 @@ pub mod deletion;
 pub mod demo;
 pub mod eda_sim;
 pub mod krew;
+pub mod kubectl;
 pub mod kubevirt_sim;
 pub mod limited_identity;
 pub mod observe;

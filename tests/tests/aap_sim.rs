@@ -2110,3 +2110,82 @@ async fn job_events_page_and_order_and_refuse_unknown_fields() {
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test]
+async fn a_failed_workflow_job_lists_its_failed_node_whose_job_has_the_events() {
+    let behavior = JobBehavior {
+        failing_task: Some(FailingTask::new(FAILING_TASK, "localhost", FAILING_MSG)),
+        ..quick()
+    };
+    let config = AapSimConfig::new()
+        .template(TemplateConfig::job(PROVISION, "cloudkit provision node"))
+        .template(
+            TemplateConfig::workflow(WORKFLOW, "cloudkit provision")
+                .role(Role::Provision)
+                .node_template(PROVISION)
+                .behavior(behavior),
+        );
+    let (sim, api) = start(config).await;
+    let reply = api
+        .post(
+            &format!("workflow_job_templates/{WORKFLOW}/launch/"),
+            &json!({ "extra_vars": vars("ns", "vm1") }),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    let workflow = reply.json()["id"].as_u64().unwrap();
+    sim.wait_for_terminal(workflow, WAIT).await.unwrap();
+    let detail = api.get(&format!("workflow_jobs/{workflow}/")).await.json();
+    assert_eq!(detail["status"], "failed");
+    let explanation = detail["job_explanation"].as_str().unwrap();
+    assert!(
+        explanation.starts_with("No error handling path for workflow job node(s) [(")
+            && explanation.contains(",failed)]"),
+        "{explanation}"
+    );
+
+    let nodes = api
+        .get(&format!(
+            "workflow_jobs/{workflow}/workflow_nodes/?job__failed=true&order_by=-id"
+        ))
+        .await
+        .json();
+    assert_eq!(nodes["count"], 1, "{nodes}");
+    let node = &nodes["results"][0];
+    assert_eq!(node["type"], "workflow_job_node");
+    assert_eq!(node["workflow_job"], workflow);
+    assert_eq!(node["unified_job_template"], PROVISION);
+    let job = &node["summary_fields"]["job"];
+    assert_eq!(job["type"], "job");
+    assert_eq!(job["status"], "failed");
+    assert_eq!(job["failed"], true);
+    let id = job["id"].as_u64().unwrap();
+    assert_eq!(node["job"], id);
+    assert_ne!(id, workflow);
+
+    let events = api
+        .get(&format!(
+            "jobs/{id}/job_events/?failed=true&event__in=runner_on_failed,runner_on_unreachable"
+        ))
+        .await
+        .json();
+    assert_eq!(events["count"], 1, "{events}");
+    assert_eq!(events["results"][0]["task"], FAILING_TASK);
+    assert_eq!(
+        events["results"][0]["event_data"]["res"]["msg"],
+        FAILING_MSG
+    );
+    let none = api
+        .get(&format!(
+            "workflow_jobs/{workflow}/workflow_nodes/?job__failed=false"
+        ))
+        .await
+        .json();
+    assert_eq!(none["count"], 0);
+    assert_eq!(
+        api.get(&format!("jobs/{workflow}/job_events/"))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+}

@@ -404,23 +404,59 @@ impl AapClient {
     }
 
     /// Where a failed job failed: its newest failed host events (one request), else its
-    /// explanation or traceback (one more). Workflow jobs: the explanation only.
+    /// explanation or traceback (one more). A workflow job: the same for the job of its
+    /// failed node (one request more), else the workflow's own explanation.
     pub async fn failure(&self, job: &AapJob) -> Result<Option<JobFailure>, AapError> {
-        if job.kind == AapJobKind::Job {
-            let url = self.url(
-                &format!("jobs/{}/job_events/", job.id),
-                &[
-                    ("failed", "true"),
-                    ("event__in", "runner_on_failed,runner_on_unreachable"),
-                    ("order_by", "-counter"),
-                    ("page_size", "5"),
-                ],
-            )?;
-            let page: PageWire<failure::EventWire> = self.list_page(&url, job.kind).await?;
-            if let Some(found) = failure::from_events(&page.results) {
-                return Ok(Some(found));
-            }
+        let found = match job.kind {
+            AapJobKind::Job => self.playbook_failure(job).await?,
+            AapJobKind::Workflow => match self.failed_node_job(job.id).await? {
+                Some(node_job) => self.playbook_failure(&node_job).await?,
+                None => None,
+            },
+        };
+        match found {
+            Some(found) => Ok(Some(found)),
+            None => self.explained_failure(job).await,
         }
+    }
+
+    /// A playbook job's failed host events, else its explanation or traceback.
+    async fn playbook_failure(&self, job: &AapJob) -> Result<Option<JobFailure>, AapError> {
+        let url = self.url(
+            &format!("jobs/{}/job_events/", job.id),
+            &[
+                ("failed", "true"),
+                ("event__in", "runner_on_failed,runner_on_unreachable"),
+                ("order_by", "-counter"),
+                ("page_size", "5"),
+            ],
+        )?;
+        let page: PageWire<failure::EventWire> = self.list_page(&url, job.kind).await?;
+        match failure::from_events(&page.results) {
+            Some(found) => Ok(Some(found)),
+            None => self.explained_failure(job).await,
+        }
+    }
+
+    /// The job a workflow's failed node ran, when it is a playbook job AAP still has.
+    async fn failed_node_job(&self, workflow: u64) -> Result<Option<AapJob>, AapError> {
+        let url = self.url(
+            &format!("workflow_jobs/{workflow}/workflow_nodes/"),
+            &[
+                ("job__failed", "true"),
+                ("order_by", "-id"),
+                ("page_size", "5"),
+            ],
+        )?;
+        let page: PageWire<failure::NodeWire> = self.list_page(&url, AapJobKind::Workflow).await?;
+        match failure::failed_node_job(&page.results) {
+            Some(id) => self.get_job(AapJobKind::Job, id).await,
+            None => Ok(None),
+        }
+    }
+
+    /// The job's explanation, else the last line of its traceback.
+    async fn explained_failure(&self, job: &AapJob) -> Result<Option<JobFailure>, AapError> {
         // Lists lack the traceback; the detail has it.
         let detail = match job.result_traceback.is_empty() && job.job_explanation.is_empty() {
             true => self.get_job(job.kind, job.id).await?,

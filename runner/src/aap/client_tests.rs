@@ -953,3 +953,95 @@ async fn https_to_a_plain_http_server_is_a_tls_error() {
     assert!(matches!(e, AapError::Tls { .. }), "{e}");
     assert_eq!(mock.seen().len(), 0);
 }
+
+fn failed_job(kind: AapJobKind, id: u64, explanation: &str) -> AapJob {
+    let wire: types::JobWire = serde_json::from_value(
+        json!({"id": id, "status": "failed", "job_explanation": explanation}),
+    )
+    .unwrap();
+    AapJob::from_wire(kind, wire)
+}
+
+/// A failed workflow: node 31's job 9 failed without an error path (node 30's job 8 failed
+/// too, but had one); job 9's failed event names the task.
+fn workflow_answer(seen: &Seen) -> Reply {
+    let node = |id: u64, job: u64, failure_nodes: Vec<u64>| {
+        json!({
+            "id": id, "type": "workflow_job_node", "job": job, "workflow_job": 500,
+            "failure_nodes": failure_nodes, "always_nodes": [], "success_nodes": [],
+            "summary_fields": {"job": {"id": job, "name": "create", "type": "job", "status": "failed", "failed": true}},
+        })
+    };
+    match seen.path.as_str() {
+        "/api/controller/v2/workflow_jobs/500/workflow_nodes/" => {
+            page(vec![node(31, 9, vec![]), node(30, 8, vec![32])])
+        }
+        "/api/controller/v2/jobs/9/" => Reply::Json(200, json!({"id": 9, "status": "failed"})),
+        "/api/controller/v2/jobs/9/job_events/" => page(vec![json!({
+            "play": "Create", "task": "Create the VM", "host_name": "localhost",
+            "event_data": {"res": {"msg": "spec: Required value"}},
+        })]),
+        _ => Reply::Json(404, json!({"detail": "Not found."})),
+    }
+}
+
+#[tokio::test]
+async fn a_failed_workflow_is_explained_by_its_failed_nodes_job() {
+    let mock = Mock::start(workflow_answer).await;
+    let job = failed_job(AapJobKind::Workflow, 500, "No error handling path");
+    let found = mock.client().failure(&job).await.unwrap().unwrap();
+    assert_eq!(found.task, "Create the VM");
+    assert_eq!(found.host, "localhost");
+    assert_eq!(found.message, "spec: Required value");
+
+    let seen = mock.seen();
+    let paths: Vec<&str> = seen.iter().map(|s| s.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/api/controller/v2/workflow_jobs/500/workflow_nodes/",
+            "/api/controller/v2/jobs/9/",
+            "/api/controller/v2/jobs/9/job_events/",
+        ]
+    );
+    assert_eq!(seen[0].param("job__failed"), Some("true"));
+    assert_eq!(seen[2].param("failed"), Some("true"));
+}
+
+#[tokio::test]
+async fn a_workflow_without_a_failed_playbook_node_keeps_its_own_explanation() {
+    let mock = Mock::start(|seen| match seen.path.as_str() {
+        "/api/controller/v2/workflow_jobs/500/workflow_nodes/" => page(vec![json!({
+            "id": 40, "summary_fields": {"job": {"id": 12, "type": "workflow_approval"}},
+        })]),
+        _ => Reply::Json(404, json!({"detail": "Not found."})),
+    })
+    .await;
+    let explanation = "No error handling path for workflow job node(s) [(40,failed)].";
+    let job = failed_job(AapJobKind::Workflow, 500, explanation);
+    let found = mock.client().failure(&job).await.unwrap().unwrap();
+    assert_eq!(found.message, explanation);
+    assert_eq!(found.task, "");
+    assert_eq!(mock.seen().len(), 1);
+}
+
+#[tokio::test]
+async fn a_job_that_failed_before_its_playbook_ran_is_explained_by_its_traceback() {
+    let mock = Mock::start(|seen| match seen.path.as_str() {
+        "/api/controller/v2/jobs/77/job_events/" => page(vec![]),
+        "/api/controller/v2/jobs/77/" => Reply::Json(
+            200,
+            json!({"id": 77, "status": "error", "job_explanation": "",
+                   "result_traceback": "Traceback (most recent call last):\n  File \"x\"\nRuntimeError: no inventory\n"}),
+        ),
+        _ => Reply::Json(404, json!({"detail": "Not found."})),
+    })
+    .await;
+    let found = mock
+        .client()
+        .failure(&failed_job(AapJobKind::Job, 77, ""))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.message, "RuntimeError: no inventory");
+}

@@ -27,6 +27,51 @@ pub(crate) struct EventWire {
     event_data: Value,
 }
 
+/// A workflow job node, as much of AWX's WorkflowJobNodeSerializer as we read.
+#[derive(Debug, Deserialize)]
+pub(crate) struct NodeWire {
+    #[serde(default)]
+    summary_fields: NodeSummaryWire,
+    #[serde(default)]
+    failure_nodes: Vec<u64>,
+    #[serde(default)]
+    always_nodes: Vec<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct NodeSummaryWire {
+    #[serde(default)]
+    job: Option<NodeJobWire>,
+}
+
+/// `summary_fields.job` of a node: the unified job it spawned.
+#[derive(Debug, Deserialize)]
+struct NodeJobWire {
+    id: u64,
+    #[serde(default, rename = "type")]
+    kind: String,
+}
+
+/// The playbook job of the failed node that failed the workflow: AWX fails a workflow
+/// for a failed node with no failure or always path, so such a node wins over one whose
+/// failure was handled. Nodes that ran something else (an approval, a project update, a
+/// nested workflow) have no job events to read.
+pub(crate) fn failed_node_job(nodes: &[NodeWire]) -> Option<u64> {
+    let playbook = |n: &&NodeWire| {
+        n.summary_fields
+            .job
+            .as_ref()
+            .is_some_and(|j| j.kind == "job")
+    };
+    let unhandled = |n: &&NodeWire| n.failure_nodes.is_empty() && n.always_nodes.is_empty();
+    let node = nodes
+        .iter()
+        .filter(playbook)
+        .find(unhandled)
+        .or_else(|| nodes.iter().find(playbook))?;
+    node.summary_fields.job.as_ref().map(|j| j.id)
+}
+
 /// The newest failed event's detail; `None` when there is none.
 pub(crate) fn from_events(events: &[EventWire]) -> Option<JobFailure> {
     let newest = events.first()?;
@@ -125,6 +170,28 @@ mod tests {
         let f = from_events(&[e]).unwrap();
         let total = f.play.len() + f.task.len() + f.host.len() + f.message.len();
         assert!(total < 600, "{total}");
+    }
+
+    fn node(value: Value) -> NodeWire {
+        serde_json::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn the_unhandled_failed_playbook_node_is_followed() {
+        let nodes = [
+            node(json!({"summary_fields": {"job": {"id": 7, "type": "workflow_approval"}}})),
+            node(
+                json!({"summary_fields": {"job": {"id": 8, "type": "job"}}, "failure_nodes": [3]}),
+            ),
+            node(json!({"summary_fields": {"job": {"id": 9, "type": "job"}}, "failure_nodes": []})),
+        ];
+        assert_eq!(failed_node_job(&nodes), Some(9));
+        assert_eq!(failed_node_job(&nodes[..2]), Some(8));
+        assert_eq!(failed_node_job(&nodes[..1]), None);
+        assert_eq!(
+            failed_node_job(&[node(json!({"summary_fields": {}}))]),
+            None
+        );
     }
 
     #[test]

@@ -102,6 +102,9 @@ impl Planner<'_> {
                 }
             }
         }
+        // Each update saw its own entry only: a job that just failed takes the detail
+        // from an older failed one of its type here.
+        jobs::keep_newest_failures(&mut self.st.jobs);
         if self
             .st
             .jobs

@@ -172,6 +172,10 @@ pub struct TemplateConfig {
     /// A real playbook run in `running` instead of the simulated one: its exit status
     /// decides the outcome, `behavior.running` and the simulated effects are unused.
     pub playbook: Option<super::playbook::PlaybookRun>,
+    /// A workflow job template's one node: the job template whose job it runs (that job
+    /// gets the events and output, and fails when the workflow fails). Without one, a
+    /// workflow job has no nodes.
+    pub node_template: Option<u64>,
 }
 
 impl TemplateConfig {
@@ -197,11 +201,17 @@ impl TemplateConfig {
             resources_needed_to_start: Vec::new(),
             behavior: JobBehavior::default(),
             playbook: None,
+            node_template: None,
         }
     }
 
     pub fn playbook(mut self, run: super::playbook::PlaybookRun) -> Self {
         self.playbook = Some(run);
+        self
+    }
+
+    pub fn node_template(mut self, job_template: u64) -> Self {
+        self.node_template = Some(job_template);
         self
     }
 

@@ -309,14 +309,6 @@ pub(crate) fn list(shared: &Shared, id: u64, params: &[(String, String)], path: 
         field(job, e, name)
     }) {
         Err(e) => e.response(),
-        Ok(page) => responses::json(
-            200,
-            &json!({
-                "count": page.count,
-                "next": page.next,
-                "previous": page.previous,
-                "results": page.results.iter().map(|e| serialize(shared, job, e)).collect::<Vec<_>>(),
-            }),
-        ),
+        Ok(page) => page.response(|e| serialize(shared, job, e)),
     }
 }

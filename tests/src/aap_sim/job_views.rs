@@ -235,19 +235,7 @@ pub(crate) fn list(
     };
     match query::list(jobs, params, path, model, |j, name| field(j, name)) {
         Err(e) => e.response(),
-        Ok(page) => responses::json(
-            200,
-            &json!({
-                "count": page.count,
-                "next": page.next,
-                "previous": page.previous,
-                "results": page
-                    .results
-                    .iter()
-                    .map(|j| serialize(shared, &state, j, true))
-                    .collect::<Vec<_>>(),
-            }),
-        ),
+        Ok(page) => page.response(|j| serialize(shared, &state, j, true)),
     }
 }
 

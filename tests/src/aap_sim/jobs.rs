@@ -143,6 +143,8 @@ pub(crate) struct Job {
     pub(crate) result_traceback: String,
     pub(crate) stdout: String,
     pub(crate) events: Vec<super::events::JobEvent>,
+    /// A workflow job's nodes.
+    pub(crate) nodes: Vec<super::workflow_nodes::WorkflowNode>,
     pub(crate) history: Vec<StatusChange>,
     pub(crate) purged: bool,
     /// The template's behaviour at launch, used if the template is removed later.
@@ -442,5 +444,6 @@ async fn finish(shared: &Arc<Shared>, id: u64, behavior: JobBehavior) {
             job.result_traceback = behavior.result_traceback.clone();
         }
         state.set_status(id, status, now);
+        state.finish_workflow_node(id, at);
     });
 }

@@ -242,6 +242,7 @@ pub(crate) fn launch(
             result_traceback: String::new(),
             stdout: String::new(),
             events: Vec::new(),
+            nodes: Vec::new(),
             history: vec![StatusChange {
                 status: JobStatus::New,
                 at: created,

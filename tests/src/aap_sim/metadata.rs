@@ -323,6 +323,11 @@ fn view(route: Route) -> View {
             list: true,
             ..View::plain("Job Job Events List")
         },
+        Route::WorkflowNodes(_) => View {
+            types: Some(vec!["workflow_job_node"]),
+            list: true,
+            ..View::plain("Workflow Job Workflow Nodes List")
+        },
     }
 }
 

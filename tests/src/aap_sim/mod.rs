@@ -44,6 +44,7 @@ mod routes;
 mod server;
 mod state;
 mod template_views;
+mod workflow_nodes;
 
 use std::collections::BTreeMap;
 use std::future::Future;

@@ -114,19 +114,7 @@ pub(crate) fn list(
         field(shared, o, name)
     }) {
         Err(e) => e.response(),
-        Ok(page) => responses::json(
-            200,
-            &json!({
-                "count": page.count,
-                "next": page.next,
-                "previous": page.previous,
-                "results": page
-                    .results
-                    .iter()
-                    .map(|o| serialize(shared, &state, o, access))
-                    .collect::<Vec<_>>(),
-            }),
-        ),
+        Ok(page) => page.response(|o| serialize(shared, &state, o, access)),
     }
 }
 

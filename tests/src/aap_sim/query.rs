@@ -65,6 +65,21 @@ pub(crate) struct Page<T> {
     pub(crate) results: Vec<T>,
 }
 
+impl<T> Page<T> {
+    /// The page as AWX's list views answer it, each item written by `serialize`.
+    pub(crate) fn response(&self, serialize: impl Fn(&T) -> serde_json::Value) -> Response {
+        responses::json(
+            200,
+            &serde_json::json!({
+                "count": self.count,
+                "next": self.next,
+                "previous": self.previous,
+                "results": self.results.iter().map(serialize).collect::<Vec<_>>(),
+            }),
+        )
+    }
+}
+
 /// A list query AWX refuses: the status and the `detail` message.
 #[derive(Debug)]
 pub(crate) struct QueryError {

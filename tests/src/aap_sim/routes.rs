@@ -30,6 +30,8 @@ pub(crate) enum Route {
     Stdout(u64),
     /// `jobs/{id}/job_events/`.
     JobEvents(u64),
+    /// `workflow_jobs/{id}/workflow_nodes/`.
+    WorkflowNodes(u64),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,6 +121,7 @@ fn route(segments: &[&str]) -> Option<Route> {
         [t, n, "cancel"] => Route::Cancel(job_kind(t)?, id(n)?),
         ["jobs", n, "stdout"] => Route::Stdout(id(n)?),
         ["jobs", n, "job_events"] => Route::JobEvents(id(n)?),
+        ["workflow_jobs", n, "workflow_nodes"] => Route::WorkflowNodes(id(n)?),
         _ => return None,
     })
 }
@@ -133,7 +136,7 @@ impl Route {
             }
             Route::Launch(..) => Endpoint::Launch,
             Route::JobList(_) | Route::TemplateJobs(..) => Endpoint::JobList,
-            Route::JobDetail(..) => Endpoint::JobDetail,
+            Route::JobDetail(..) | Route::WorkflowNodes(_) => Endpoint::JobDetail,
             Route::Cancel(..) if method == Method::POST => Endpoint::Cancel,
             Route::Cancel(..) => Endpoint::CancelCheck,
             Route::Stdout(_) | Route::JobEvents(_) => Endpoint::Stdout,

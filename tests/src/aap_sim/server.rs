@@ -23,6 +23,7 @@ use super::root_views;
 use super::routes::{self, Matched, Permission, Route};
 use super::state::Shared;
 use super::template_views;
+use super::workflow_nodes;
 
 const MAX_BODY: usize = 16 * 1024 * 1024;
 
@@ -217,6 +218,7 @@ fn view(
         }
         Route::Stdout(id) if get => job_views::stdout(shared, id, params),
         Route::JobEvents(id) if get => events::list(shared, id, params, path),
+        Route::WorkflowNodes(id) if get => workflow_nodes::list(shared, id, params, path),
         other => responses::method_not_allowed(method.as_str(), other.allow()),
     }
 }

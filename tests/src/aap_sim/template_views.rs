@@ -168,19 +168,7 @@ pub(crate) fn list(
         field(&state, t, name)
     }) {
         Err(e) => e.response(),
-        Ok(page) => responses::json(
-            200,
-            &json!({
-                "count": page.count,
-                "next": page.next,
-                "previous": page.previous,
-                "results": page
-                    .results
-                    .iter()
-                    .map(|t| serialize(shared, &state, t, access))
-                    .collect::<Vec<_>>(),
-            }),
-        ),
+        Ok(page) => page.response(|t| serialize(shared, &state, t, access)),
     }
 }
 
