@@ -138,6 +138,11 @@ pub struct Args {
     #[arg(long, env = "CLOUDKIT_METRICS_ADDR", default_value = "0.0.0.0:8080")]
     pub metrics_addr: String,
 
+    /// TLS address of the job-logs API that kube-apiserver proxies to (an aggregated API);
+    /// `off` turns it off.
+    #[arg(long, env = "CLOUDKIT_LOGS_ADDR", default_value = "0.0.0.0:8443")]
+    pub logs_addr: String,
+
     /// Elect a leader with a Lease so that only one replica acts.
     #[arg(long, env = "CLOUDKIT_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
     pub leader_election: bool,
@@ -211,6 +216,8 @@ pub struct Settings {
     pub http_timeout: Duration,
     pub max_concurrent_reconciles: u16,
     pub metrics_addr: std::net::SocketAddr,
+    /// The job-logs API's address; `None` when turned off.
+    pub logs_addr: Option<std::net::SocketAddr>,
     pub leader: Option<LeaderSettings>,
     pub warnings: Vec<String>,
 }
@@ -552,8 +559,17 @@ impl Args {
         } else {
             None
         };
+        let logs_addr = match self.logs_addr.trim() {
+            "off" | "" => None,
+            addr => Some(addr.parse().map_err(|_| {
+                ConfigError(format!(
+                    "CLOUDKIT_LOGS_ADDR (--logs-addr) = {addr:?} is not host:port (e.g. 0.0.0.0:8443) or off"
+                ))
+            })?),
+        };
         Ok(Settings {
             leader,
+            logs_addr,
             policy,
             aap,
             eda,

@@ -57,6 +57,15 @@ async fn main() {
         until(stop_rx.clone(), true),
     ));
 
+    let logs = settings.logs_addr.map(|addr| {
+        let aap = settings.aap.as_ref().and_then(|a| {
+            cloudkit_runner::aap::client_from_settings(a, settings.http_timeout)
+                .map_err(|e| tracing::error!("job-logs API has no AAP client: {e}"))
+                .ok()
+        });
+        tokio::spawn(cloudkit_runner::logs::run(client.clone(), aap, addr))
+    });
+
     let election = match &settings.leader {
         Some(l) => {
             let mut stop = stop_rx.clone();
@@ -123,6 +132,9 @@ async fn main() {
         e.release().await;
     }
     server.abort();
+    if let Some(logs) = logs {
+        logs.abort();
+    }
     tracing::info!(
         release_ms = stopping.elapsed().as_millis() as u64,
         code,
