@@ -10,6 +10,7 @@ pub mod eda_sim;
 pub mod krew;
 pub mod kubevirt_sim;
 pub mod limited_identity;
+pub mod logs_api;
 pub mod observe;
 pub mod reference_playbooks;
 pub mod release;
