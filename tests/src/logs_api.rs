@@ -1,7 +1,9 @@
 //! The runner's job-logs API on a bed: the APIService and an ExternalName Service that
 //! kube-apiserver resolves to `https://localhost:<port>` (the bed has no pods and no
-//! kube-proxy), where the runner listens.
+//! kube-proxy), where the runner listens. The APIService is the shipped one
+//! (manifests/logs/apiservice.yaml) pointed at that Service.
 
+use std::path::Path;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Service;
@@ -29,13 +31,17 @@ pub async fn install(bed: &Bed) -> anyhow::Result<Vec<(String, String)>> {
     Api::<Service>::namespaced(bed.client.clone(), &bed.namespace)
         .patch(SERVICE, &apply, &Patch::Apply(&service))
         .await?;
-    let apiservice: APIService = serde_json::from_value(serde_json::json!({
-        "apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
-        "metadata": {"name": APISERVICE},
-        "spec": {"group": "logs.cloudkit.openshift.io", "version": "v1alpha1",
-                 "groupPriorityMinimum": 1000, "versionPriority": 15,
-                 "service": {"namespace": bed.namespace, "name": SERVICE, "port": port}},
-    }))?;
+    // The shipped APIService, pointed at this bed's Service.
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/logs/apiservice.yaml");
+    let mut apiservice: APIService = serde_saphyr::from_str(&std::fs::read_to_string(&shipped)?)?;
+    let target = apiservice
+        .spec
+        .as_mut()
+        .and_then(|s| s.service.as_mut())
+        .ok_or_else(|| anyhow::anyhow!("{} names no Service", shipped.display()))?;
+    target.namespace = Some(bed.namespace.clone());
+    target.name = Some(SERVICE.into());
+    target.port = Some(port.into());
     Api::<APIService>::all(bed.client.clone())
         .patch(APISERVICE, &apply, &Patch::Apply(&apiservice))
         .await?;

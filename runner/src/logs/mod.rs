@@ -58,10 +58,17 @@ pub async fn serve(
 /// Serves the logs API for the life of the process; set-up problems (an APIService not
 /// yet applied, missing RBAC) are logged and tried again, as they are fixed from outside.
 pub async fn run(client: kube::Client, aap: Option<AapClient>, addr: SocketAddr) {
+    let mut last = String::new();
     loop {
         match serve(client.clone(), aap.clone(), addr).await {
+            // The same problem every 30s is said once.
+            Err(LogsError::Setup(problem)) if problem == last => {
+                tracing::debug!("job-logs API still not served: {problem}");
+                tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+            }
             Err(LogsError::Setup(problem)) => {
-                tracing::error!("job-logs API not served: {problem}; trying again in 30s");
+                tracing::error!("job-logs API not served: {problem}; trying again every 30s");
+                last = problem;
                 tokio::time::sleep(std::time::Duration::from_secs(30)).await;
             }
             Err(e) => {

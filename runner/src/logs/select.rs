@@ -50,3 +50,38 @@ pub fn choose(jobs: &[JobEntry], wanted: Option<&str>) -> Choice {
         _ => Choice::NotListed(entry.job_id.clone().unwrap_or_default()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(id: Option<&str>, provider: &str, at: &str) -> JobEntry {
+        serde_json::from_value(serde_json::json!({
+            "jobID": id, "type": "provision", "state": "Failed", "timestamp": at,
+            "message": "", "provider": provider, "correlationKey": "k",
+        }))
+        .expect("a job entry")
+    }
+
+    #[test]
+    fn newest_aap_job_by_default_and_only_listed_ids() {
+        let jobs = vec![
+            entry(Some("7"), "aap", "2026-01-01T00:00:02Z"),
+            entry(Some("5"), "aap", "2026-01-01T00:00:01Z"),
+            entry(None, "aap", "2026-01-01T00:00:03Z"),
+        ];
+        assert_eq!(choose(&jobs, None), Choice::Aap(7));
+        assert_eq!(choose(&jobs, Some("5")), Choice::Aap(5));
+        assert_eq!(choose(&jobs, Some("6")), Choice::NotListed("6".into()));
+        assert_eq!(choose(&[], None), Choice::NoJobs);
+    }
+
+    #[test]
+    fn eda_and_workflow_jobs_say_what_exists_instead() {
+        let eda = vec![entry(Some("eda-webhook-1"), "eda", "2026-01-01T00:00:01Z")];
+        assert_eq!(choose(&eda, None), Choice::Eda);
+        assert_eq!(choose(&eda, Some("eda-webhook-1")), Choice::Eda);
+        let wf = vec![entry(Some("9"), "aap-workflow", "2026-01-01T00:00:01Z")];
+        assert_eq!(choose(&wf, None), Choice::Workflow(9));
+    }
+}
