@@ -159,6 +159,23 @@ async fn logs_are_read_through_rbac_bounded_and_without_the_token() -> anyhow::R
     let admin = bed.cp.kubeconfig_path().to_path_buf();
     let mut outputs = Vec::new();
 
+    // Straight to the runner's port, without kube-apiserver's front-proxy certificate and
+    // with a forged user header: the TLS handshake refuses it, so RBAC cannot be bypassed.
+    let addr = &logs_env[0].1;
+    let direct = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()?
+        .get(format!(
+            "https://{addr}/apis/logs.cloudkit.openshift.io/v1alpha1/namespaces/{ns}/computeinstances/failed-vm/log"
+        ))
+        .header("X-Remote-User", "system:admin")
+        .send()
+        .await;
+    assert!(
+        direct.is_err(),
+        "the runner answered a caller without a client certificate: {direct:?}"
+    );
+
     // A finished, failed job: its whole output, the failing task's fatal line included.
     bed.create_default("failed-vm").await?;
     let job = bed
