@@ -84,6 +84,8 @@ pub enum Command {
     Cancel(CancelArgs),
     /// Provision an instance again (after a cancel or a failure)
     Provision(ProvisionArgs),
+    /// Print the AAP output of an instance's newest job (or --job ID); --follow streams it
+    Logs(LogsArgs),
     /// Show phase, conditions, VM, config versions, recent jobs and pending requests
     Describe(NameArg),
     /// List instances with their phase and last job
@@ -149,6 +151,21 @@ pub struct CancelArgs {
     pub name: String,
     #[command(flatten)]
     pub wait: WaitArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct LogsArgs {
+    /// Name of the ComputeInstance
+    pub name: String,
+    /// One of the instance's AAP job ids (`kubectl cloudkit jobs NAME`); default: the newest
+    #[arg(long, value_name = "ID")]
+    pub job: Option<String>,
+    /// Only the last N lines
+    #[arg(long, value_name = "N")]
+    pub tail: Option<u64>,
+    /// Keep printing new output until the job ends (at most 30 minutes)
+    #[arg(short = 'f', long)]
+    pub follow: bool,
 }
 
 #[derive(Args, Debug)]

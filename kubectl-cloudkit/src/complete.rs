@@ -28,6 +28,7 @@ const NAME_VERBS: &[&str] = &[
     "cancel",
     "provision",
     "describe",
+    "logs",
     "stats",
 ];
 

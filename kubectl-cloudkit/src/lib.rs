@@ -13,6 +13,7 @@ pub mod error;
 pub mod follow;
 pub mod jobs;
 pub mod list;
+pub mod logs;
 pub mod output;
 pub mod provision;
 pub mod render;
@@ -74,6 +75,7 @@ async fn dispatch(cli: &Cli, out: &Output) -> Result<(), Error> {
         Command::Cancel(args) => cancel::run(&target, args, out).await,
         Command::Provision(args) => provision::run(&target, args, out).await,
         Command::Describe(args) => describe::run(&target, args, out).await,
+        Command::Logs(args) => logs::run(&target, args, out).await,
         Command::List(args) => list::run(&target, args, out).await,
         Command::Stats(args) => stats::run(&target, args, out).await,
         Command::Completion(_) | Command::Version => unreachable!("handled above"),

@@ -16,6 +16,7 @@ pub mod http;
 pub mod instances;
 pub mod kubevirt;
 pub mod leader;
+pub mod logs;
 pub mod metrics;
 pub mod observe;
 pub mod poller;

@@ -57,6 +57,19 @@ async fn main() {
         until(stop_rx.clone(), true),
     ));
 
+    let logs = settings.logs_addr.map(|addr| {
+        let aap = settings.aap.as_ref().and_then(|a| {
+            let config = a.client_config(
+                settings.http_timeout,
+                metrics.aap_requests_in_flight.clone(),
+            );
+            cloudkit_runner::aap::AapClient::new(config)
+                .map_err(|e| tracing::error!("job-logs API has no AAP client: {e}"))
+                .ok()
+        });
+        tokio::spawn(cloudkit_runner::logs::run(client.clone(), aap, addr))
+    });
+
     let election = match &settings.leader {
         Some(l) => {
             let mut stop = stop_rx.clone();
@@ -123,6 +136,9 @@ async fn main() {
         e.release().await;
     }
     server.abort();
+    if let Some(logs) = logs {
+        logs.abort();
+    }
     tracing::info!(
         release_ms = stopping.elapsed().as_millis() as u64,
         code,

@@ -474,6 +474,9 @@ pub fn simulator_env(aap_url: &str, token_file: &Path, namespace: &str) -> Vec<(
         ("CLOUDKIT_RESTART_DEADLINE", "20s".into()),
         ("CLOUDKIT_HTTP_TIMEOUT", "5s".into()),
         ("CLOUDKIT_METRICS_ADDR", "127.0.0.1:0".into()),
+        // One APIService per cluster: only a bed with a control plane of its own serves
+        // the job-logs API (tests/src/logs_api.rs).
+        ("CLOUDKIT_LOGS_ADDR", "off".into()),
         ("CLOUDKIT_LEASE_NAMESPACE", namespace.to_string()),
         ("CLOUDKIT_LEASE_DURATION", "4s".into()),
     ]

@@ -194,6 +194,9 @@ impl ControlPlane {
         let client_ca = write("client-ca.crt", &pki.client_ca_pem)?;
         let sa_key = write("service-account.key", &pki.service_account_key_pem)?;
         let sa_pub = write("service-account.pub", &pki.service_account_pub_pem)?;
+        let front_proxy_ca = write("front-proxy-ca.crt", &pki.front_proxy_ca_pem)?;
+        let proxy_cert = write("front-proxy-client.crt", &pki.front_proxy_client.cert_pem)?;
+        let proxy_key = write("front-proxy-client.key", &pki.front_proxy_client.key_pem)?;
         std::fs::create_dir(dir.join("kubeconfigs")).map_err(|source| Error::DataDir {
             what: "creating",
             path: dir.join("kubeconfigs"),
@@ -243,6 +246,15 @@ impl ControlPlane {
             "--authorization-mode=RBAC".to_string(),
             // The controller-manager here runs no service account token controller.
             "--disable-admission-plugins=ServiceAccount".to_string(),
+            // The front proxy, for aggregated APIs (the runner's job-logs API): requests
+            // reach them with the user in X-Remote-User, over this client certificate.
+            format!("--requestheader-client-ca-file={}", d(&front_proxy_ca)),
+            format!("--requestheader-allowed-names={}", pki::FRONT_PROXY_CLIENT),
+            "--requestheader-username-headers=X-Remote-User".to_string(),
+            "--requestheader-group-headers=X-Remote-Group".to_string(),
+            "--requestheader-extra-headers-prefix=X-Remote-Extra-".to_string(),
+            format!("--proxy-client-cert-file={}", d(&proxy_cert)),
+            format!("--proxy-client-key-file={}", d(&proxy_key)),
         ];
         let apiserver = ServerProcess::start(
             "kube-apiserver",

@@ -11,6 +11,7 @@ pub mod krew;
 pub mod kubectl;
 pub mod kubevirt_sim;
 pub mod limited_identity;
+pub mod logs_api;
 pub mod observe;
 pub mod reference_playbooks;
 pub mod release;

@@ -151,6 +151,8 @@ impl Stack {
             ("CLOUDKIT_RETRY_BASE", "2s".into()),
             ("CLOUDKIT_RETRY_MAX", "30s".into()),
             ("CLOUDKIT_METRICS_ADDR", "127.0.0.1:0".into()),
+            // `up` installs no APIService for the job-logs API.
+            ("CLOUDKIT_LOGS_ADDR", "off".into()),
             ("CLOUDKIT_LEASE_NAMESPACE", "default".into()),
             ("CLOUDKIT_LEASE_DURATION", "4s".into()),
             ("POD_NAME", "cloudkit-runner-testbed".into()),

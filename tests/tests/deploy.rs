@@ -168,6 +168,7 @@ async fn kustomization_is_accepted_by_the_api_server() -> anyhow::Result<()> {
         "rolebinding.rbac.authorization.k8s.io/cloudkit-runner-leader-election",
         "clusterrole.rbac.authorization.k8s.io/cloudkit-view",
         "clusterrole.rbac.authorization.k8s.io/cloudkit-edit",
+        "clusterrole.rbac.authorization.k8s.io/cloudkit-logs",
         "configmap/cloudkit-runner-config",
         "deployment.apps/cloudkit-runner",
         "service/cloudkit-runner-metrics",
@@ -179,12 +180,48 @@ async fn kustomization_is_accepted_by_the_api_server() -> anyhow::Result<()> {
     }
     assert_eq!(
         stdout.lines().count(),
-        13,
+        14,
         "nothing more than listed:\n{stdout}"
     );
     // The dry run created nothing.
     let deployments: Api<Deployment> = Api::namespaced(cp.client().await?, "cloudkit-system");
     assert!(deployments.get_opt("cloudkit-runner").await?.is_none());
+
+    // The logs API's objects (their own kustomization: three namespaces).
+    let out = tokio::process::Command::new(KUBECTL)
+        .args(["apply", "-k"])
+        .arg(manifests_dir().join("logs"))
+        .args(["--server-side", "--dry-run=server"])
+        .env("KUBECONFIG", cp.kubeconfig_path())
+        .output()
+        .await?;
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        out.status.success(),
+        "kubectl apply -k manifests/logs refused:\n{stdout}\n{stderr}"
+    );
+    for expected in [
+        "apiservice.apiregistration.k8s.io/v1alpha1.logs.cloudkit.openshift.io",
+        "service/cloudkit-runner-logs",
+        "rolebinding.rbac.authorization.k8s.io/cloudkit-runner-logs-auth-reader",
+        "clusterrole.rbac.authorization.k8s.io/cloudkit-runner-logs",
+        "clusterrolebinding.rbac.authorization.k8s.io/cloudkit-runner-logs",
+        "role.rbac.authorization.k8s.io/cloudkit-runner-logs-tls",
+        "rolebinding.rbac.authorization.k8s.io/cloudkit-runner-logs-tls",
+    ] {
+        assert!(
+            stdout.contains(&format!("{expected} serverside-applied (server dry run)")),
+            "{expected} missing from:\n{stdout}"
+        );
+    }
+    assert_eq!(
+        stdout.lines().count(),
+        7,
+        "nothing more than listed:\n{stdout}"
+    );
     Ok(())
 }
 

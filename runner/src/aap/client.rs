@@ -469,6 +469,19 @@ impl AapClient {
         ))
     }
 
+    /// A job's output as plain text (`jobs/{id}/stdout/?format=txt`, colour removed by
+    /// AAP); `None` when AAP no longer has the job. AAP itself answers a short notice
+    /// instead of output over its display limit (1 MB by default).
+    pub async fn stdout(&self, id: u64) -> Result<Option<String>, AapError> {
+        let url = self.url(&format!("jobs/{id}/stdout/"), &[("format", "txt")])?;
+        let answer = self.get(&url).await?;
+        match answer.status {
+            StatusCode::OK => Ok(Some(String::from_utf8_lossy(&answer.body).into_owned())),
+            StatusCode::NOT_FOUND => Ok(None),
+            _ => Err(fail(answer, &format!("read the output of job {id}"))),
+        }
+    }
+
     /// One job; `None` when AAP no longer has it (purged).
     pub async fn get_job(&self, kind: AapJobKind, id: u64) -> Result<Option<AapJob>, AapError> {
         Ok(self

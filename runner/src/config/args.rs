@@ -155,6 +155,12 @@ pub struct Args {
           value_parser = socket_addr)]
     pub metrics_addr: SocketAddr,
 
+    /// TLS address of the job-logs API that kube-apiserver proxies to (an aggregated API);
+    /// `off` turns it off.
+    #[arg(long, env = "CLOUDKIT_LOGS_ADDR", default_value = "0.0.0.0:8443",
+          value_parser = logs_addr)]
+    pub logs_addr: LogsAddr,
+
     /// Elect a leader with a Lease so that only one replica acts.
     #[arg(long, env = "CLOUDKIT_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
     pub leader_election: bool,
@@ -192,6 +198,13 @@ pub enum ProviderArg {
     Eda,
 }
 
+/// An address to serve on, or `off`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogsAddr {
+    Off,
+    On(SocketAddr),
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum HmacFormat {
     Hex,
@@ -205,6 +218,16 @@ fn duration(raw: &str) -> Result<Duration, String> {
 fn socket_addr(raw: &str) -> Result<SocketAddr, String> {
     raw.parse()
         .map_err(|_| "not an IP address and port: use e.g. 0.0.0.0:8080".into())
+}
+
+fn logs_addr(raw: &str) -> Result<LogsAddr, String> {
+    match raw.trim() {
+        "off" => Ok(LogsAddr::Off),
+        addr => addr
+            .parse()
+            .map(LogsAddr::On)
+            .map_err(|_| "not an IP address and port (e.g. 0.0.0.0:8443) or off".into()),
+    }
 }
 
 fn header_name(raw: &str) -> Result<HeaderName, String> {

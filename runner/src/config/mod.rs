@@ -6,7 +6,7 @@ mod settings;
 #[cfg(test)]
 mod tests;
 
-pub use args::{Args, HmacFormat, ProviderArg};
+pub use args::{Args, HmacFormat, LogsAddr, ProviderArg};
 pub use settings::{AapSettings, EdaSettings, HmacStyle, LeaderSettings, Settings};
 
 /// One bad setting, named with its variable and flag.

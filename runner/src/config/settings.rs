@@ -10,7 +10,7 @@ use cloudkit_shared::signals::parse_duration;
 use prometheus_client::metrics::gauge::Gauge;
 
 use super::ConfigError;
-use super::args::{Args, HmacFormat, ProviderArg, name};
+use super::args::{Args, HmacFormat, LogsAddr, ProviderArg, name};
 
 use crate::aap::{AapConfig, TokenSource};
 use crate::secret::Secret;
@@ -26,6 +26,8 @@ pub struct Settings {
     pub http_timeout: Duration,
     pub max_concurrent_reconciles: u16,
     pub metrics_addr: std::net::SocketAddr,
+    /// The job-logs API's address; `None` when turned off.
+    pub logs_addr: Option<std::net::SocketAddr>,
     pub leader: Option<LeaderSettings>,
     pub warnings: Vec<String>,
 }
@@ -312,6 +314,10 @@ impl Args {
             http_timeout: self.http_timeout,
             max_concurrent_reconciles: self.max_concurrent_reconciles,
             metrics_addr: self.metrics_addr,
+            logs_addr: match self.logs_addr {
+                LogsAddr::Off => None,
+                LogsAddr::On(addr) => Some(addr),
+            },
             warnings,
         })
     }

@@ -79,6 +79,12 @@ fn a_valid_configuration_has_its_values() {
     assert_eq!(s.policy.retry_max, Duration::from_secs(600));
     assert_eq!(s.http_timeout, Duration::from_secs(30));
     assert_eq!(s.metrics_addr.to_string(), "0.0.0.0:8080");
+    assert_eq!(
+        s.logs_addr.map(|a| a.to_string()).as_deref(),
+        Some("0.0.0.0:8443")
+    );
+    let off = settings(&with(&valid(), &[("--logs-addr", "off")])).expect("off");
+    assert_eq!(off.logs_addr, None);
     assert_eq!(s.leader.as_ref().map(|l| l.duration_secs), Some(15));
     let aap = s.aap.expect("aap settings");
     assert_eq!(aap.provision_template, "cloudkit-create");
@@ -103,6 +109,7 @@ fn each_bad_value_is_one_line_naming_its_variable() {
         ("--metrics-addr", "localhost:8080", "CLOUDKIT_METRICS_ADDR"),
         ("--metrics-addr", "8080", "CLOUDKIT_METRICS_ADDR"),
         ("--metrics-addr", "0.0.0.0:http", "CLOUDKIT_METRICS_ADDR"),
+        ("--logs-addr", "localhost:8443", "CLOUDKIT_LOGS_ADDR"),
         (
             "--aap-provision-template",
             "   ",

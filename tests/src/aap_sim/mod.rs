@@ -154,6 +154,18 @@ impl AapSimulator {
         })
     }
 
+    /// Appends a line to a job's output, as a running playbook would; false if there is
+    /// no such job.
+    pub fn append_stdout(&self, id: u64, line: &str) -> bool {
+        self.shared.update(|s, _| match s.jobs.get_mut(&id) {
+            Some(job) => {
+                job.log(line);
+                true
+            }
+            None => false,
+        })
+    }
+
     pub fn set_template_behavior(&self, id: u64, behavior: JobBehavior) -> bool {
         self.update_template(id, |t| t.behavior = behavior)
     }

@@ -13,11 +13,18 @@ use rcgen::{
 
 use super::Error;
 
+/// The name aggregated APIs accept from kube-apiserver (`--requestheader-allowed-names`).
+pub const FRONT_PROXY_CLIENT: &str = "front-proxy-client";
+
 pub struct Pki {
     pub serving_ca_pem: String,
     pub serving_cert_pem: String,
     pub serving_key_pem: String,
     pub client_ca_pem: String,
+    /// The front proxy's CA (`--requestheader-client-ca-file`) and the client certificate
+    /// kube-apiserver presents to aggregated APIs (CN [`FRONT_PROXY_CLIENT`]).
+    pub front_proxy_ca_pem: String,
+    pub front_proxy_client: ClientCert,
     /// Private key (PKCS#8) that signs service account tokens.
     pub service_account_key_pem: String,
     /// Its public half, which verifies them.
@@ -47,8 +54,12 @@ impl Pki {
         let serving_cert = params.signed_by(&serving_key, &serving_ca)?;
 
         let service_account_key = KeyPair::generate()?;
+        let (front_proxy_ca_pem, front_proxy_ca) = ca("cloudkit-testbed front-proxy CA")?;
+        let front_proxy_client = signed_client(&front_proxy_ca, FRONT_PROXY_CLIENT, None)?;
 
         Ok(Self {
+            front_proxy_ca_pem,
+            front_proxy_client,
             serving_ca_pem,
             serving_cert_pem: serving_cert.pem(),
             serving_key_pem: serving_key.serialize_pem(),
@@ -61,18 +72,26 @@ impl Pki {
 
     /// A client certificate the API server maps to `user`, in `group` if given.
     pub fn client_cert(&self, user: &str, group: Option<&str>) -> Result<ClientCert, Error> {
-        let mut params = CertificateParams::default();
-        params.distinguished_name = dn(user, group);
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        params.use_authority_key_identifier_extension = true;
-        let key = KeyPair::generate()?;
-        let cert = params.signed_by(&key, &self.client_ca)?;
-        Ok(ClientCert {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-        })
+        signed_client(&self.client_ca, user, group)
     }
+}
+
+fn signed_client(
+    issuer: &Issuer<'static, KeyPair>,
+    user: &str,
+    group: Option<&str>,
+) -> Result<ClientCert, Error> {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = dn(user, group);
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    params.use_authority_key_identifier_extension = true;
+    let key = KeyPair::generate()?;
+    let cert = params.signed_by(&key, issuer)?;
+    Ok(ClientCert {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    })
 }
 
 fn ca(name: &str) -> Result<(String, Issuer<'static, KeyPair>), Error> {
