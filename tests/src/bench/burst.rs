@@ -9,6 +9,9 @@ use crate::bed::PROVISION_TEMPLATE_ID;
 
 use super::aap_poll::create_to_provision;
 
+/// How long after the last launch the jobs are counted for duplicates.
+const SETTLE: Duration = Duration::from_secs(3);
+
 #[derive(Clone, Debug)]
 pub struct BurstFigure {
     pub instances: usize,
@@ -20,6 +23,8 @@ pub struct BurstFigure {
     pub peak_in_flight: usize,
     /// Launch requests made (a launch that had to be repeated shows here).
     pub launch_requests: u64,
+    /// Instances with more than one provision job in AAP, counted after the settle.
+    pub duplicates: usize,
 }
 
 impl BurstFigure {
@@ -52,9 +57,17 @@ pub async fn measure(
         "only {} of {n} instances launched within {timeout:?}",
         launched()
     );
+    let launch_time = started.elapsed();
+    // A repeated launch would land after the last first one: give it time to show.
+    tokio::time::sleep(SETTLE).await;
+    let mut per_instance = std::collections::HashMap::new();
+    for job in sim.jobs_of_template(PROVISION_TEMPLATE_ID) {
+        *per_instance.entry(job.instance).or_insert(0usize) += 1;
+    }
     Ok(BurstFigure {
         instances: n,
-        launch_time: started.elapsed(),
+        launch_time,
+        duplicates: per_instance.values().filter(|&&c| c > 1).count(),
         create_time,
         peak_in_flight: sim.peak_requests_in_flight(),
         launch_requests: sim.counter(crate::aap_sim::Endpoint::Launch).requests,

@@ -374,6 +374,11 @@ impl Bench<'_> {
                     f.peak_in_flight.to_string(),
                 )
                 .target(format!("≤ {limit}"), f.peak_in_flight <= limit),
+                Figure::new(
+                    format!("{} instances: instances launched more than once", count(n)),
+                    f.duplicates.to_string(),
+                )
+                .target("0", f.duplicates == 0),
             ],
         );
         Ok(())
