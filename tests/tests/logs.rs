@@ -154,7 +154,17 @@ async fn logs_are_read_through_rbac_bounded_and_without_the_token() -> anyhow::R
         .set_instance_behavior(&ns, "failed-vm", None, failing);
     bed.aap
         .set_instance_behavior(&ns, "running-vm", None, quick_job().hold_running());
-    bed.start_runner(logs_env.clone())?;
+    // No retry of the failed provision while the test reads it: a retry would become the
+    // newest job, which `logs` shows by default, and its output starts empty.
+    let mut runner_env = logs_env.clone();
+    runner_env.extend(
+        [
+            ("CLOUDKIT_RETRY_BASE", "10m"),
+            ("CLOUDKIT_RETRY_MAX", "10m"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    bed.start_runner(runner_env)?;
     logs_api::wait_available(&bed, WAIT).await?;
     let admin = bed.cp.kubeconfig_path().to_path_buf();
     let mut outputs = Vec::new();
