@@ -1,7 +1,7 @@
 //! Act: perform a plan's effects and turn their results into outcomes.
 
 use cloudkit_shared::names::CORRELATION_EXTRA_VAR;
-use cloudkit_shared::plan::{Effect, EventNote, Outcome, Plan, ProviderKind, apply_outcome};
+use cloudkit_shared::plan::{Effect, EventNote, LaunchVia, Outcome, Plan, apply_outcome};
 use cloudkit_shared::{ComputeInstance, ComputeInstanceStatus, JobProvider, JobType};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Preconditions};
@@ -26,12 +26,9 @@ pub async fn perform(ci: &ComputeInstance, plan: &mut Plan, ctx: &Context) -> Re
             return Err(Error::NotLeader);
         }
         let outcome = match effect {
-            Effect::Launch {
-                key,
-                job_type,
-                provider,
-                eda_job_id,
-            } => Some(launch(ci, &plan.status, ctx, key, job_type, provider, eda_job_id).await),
+            Effect::Launch { key, job_type, via } => {
+                Some(launch(ci, &plan.status, ctx, key, job_type, via).await)
+            }
             Effect::Cancel {
                 key,
                 job_id,
@@ -86,8 +83,7 @@ async fn launch(
     ctx: &Context,
     key: String,
     job_type: JobType,
-    provider: ProviderKind,
-    eda_job_id: Option<String>,
+    via: LaunchVia,
 ) -> Outcome {
     ctx.fresh_intents
         .lock()
@@ -104,8 +100,8 @@ async fn launch(
         message,
         permanent,
     };
-    match provider {
-        ProviderKind::Aap => {
+    match via {
+        LaunchVia::Aap => {
             let (Some(aap), Some(settings)) = (&ctx.aap, &ctx.settings.aap) else {
                 return failed(
                     cloudkit_shared::reasons::LAUNCH_REJECTED,
@@ -146,7 +142,7 @@ async fn launch(
                 }
             }
         }
-        ProviderKind::Eda => {
+        LaunchVia::Eda { job_id } => {
             let Some(eda) = &ctx.eda else {
                 return failed(
                     cloudkit_shared::reasons::WEBHOOK_REJECTED,
@@ -161,7 +157,7 @@ async fn launch(
             match eda.send(action, &body).await {
                 Ok(()) => Outcome::Launched {
                     key,
-                    job_id: eda_job_id.unwrap_or_else(|| "eda-webhook-1".into()),
+                    job_id,
                     provider: JobProvider::Eda,
                 },
                 Err(e) => {

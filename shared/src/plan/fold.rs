@@ -75,17 +75,17 @@ impl Planner<'_> {
                             "not launched: the instance's management-state is manual".into();
                         job.finish_time = Some(self.now.clone());
                     } else if jobs::find_by_key(&self.before.jobs, &key).is_some() {
-                        let eda_job_id = (job.provider == JobProvider::Eda)
-                            .then(|| jobs::next_eda_job_id(&self.before.jobs));
+                        let via = if job.provider == JobProvider::Eda {
+                            LaunchVia::Eda {
+                                job_id: jobs::next_eda_job_id(&self.before.jobs),
+                            }
+                        } else {
+                            LaunchVia::Aap
+                        };
                         let effect = Effect::Launch {
                             key: key.clone(),
                             job_type: job.job_type,
-                            provider: if job.provider == JobProvider::Eda {
-                                ProviderKind::Eda
-                            } else {
-                                ProviderKind::Aap
-                            },
-                            eda_job_id,
+                            via,
                         };
                         self.effects.push(effect);
                     }

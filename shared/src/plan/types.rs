@@ -103,6 +103,16 @@ pub struct Observed {
     pub aap_finalizer: bool,
 }
 
+/// The provider a launch goes to, with what that provider needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LaunchVia {
+    Aap,
+    /// EDA has no job ids of its own: the runner records `eda-webhook-N`.
+    Eda {
+        job_id: String,
+    },
+}
+
 /// One thing the runner must do.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Effect {
@@ -110,9 +120,7 @@ pub enum Effect {
     Launch {
         key: String,
         job_type: JobType,
-        provider: ProviderKind,
-        /// EDA has no job ids of its own: the runner's `eda-webhook-N`.
-        eda_job_id: Option<String>,
+        via: LaunchVia,
     },
     /// Ask the provider to cancel a job (check `can_cancel`, POST once).
     Cancel {
