@@ -85,14 +85,8 @@ async fn launch(
     job_type: JobType,
     via: LaunchVia,
 ) -> Outcome {
-    ctx.fresh_intents
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .remove(&key);
-    ctx.launch_not_before
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .remove(&key);
+    ctx.fresh_intents.remove(&key);
+    ctx.launch_not_before.remove(&key);
     let body = payload(ci, status);
     let failed = |reason: &str, message: String, permanent: bool| Outcome::LaunchFailed {
         key: key.clone(),
@@ -177,9 +171,7 @@ async fn launch(
 fn hold_off(ctx: &Context, key: &str, retry_after: Option<std::time::Duration>) {
     let wait = retry_after.unwrap_or(std::time::Duration::from_secs(1));
     ctx.launch_not_before
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(key.to_string(), std::time::Instant::now() + wait);
+        .insert(key, std::time::Instant::now() + wait);
 }
 
 async fn cancel(
@@ -243,9 +235,8 @@ async fn delete_vmi(ctx: &Context, key: String, namespace: &str, name: &str, uid
 fn remember_deleted(ctx: &Context, uid: &str) {
     let now = std::time::Instant::now();
     let keep = ctx.settings.policy.restart_deadline;
-    let mut deleted = ctx.deleted_vmis.lock().unwrap_or_else(|e| e.into_inner());
-    deleted.retain(|_, at| now.duration_since(*at) < keep);
-    deleted.insert(uid.to_string(), now);
+    ctx.deleted_vmis
+        .insert_retaining(uid, now, |_, at| now.duration_since(*at) < keep);
 }
 
 pub async fn publish(ci: &ComputeInstance, ctx: &Context, note: &EventNote) {

@@ -1,8 +1,5 @@
 //! What every reconcile shares.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
-
 use cloudkit_shared::ComputeInstance;
 use kube::runtime::events::Recorder;
 use kube::runtime::reflector::Store;
@@ -10,6 +7,7 @@ use kube::runtime::reflector::Store;
 use crate::aap::AapClient;
 use crate::config::Settings;
 use crate::eda::EdaClient;
+use crate::memo::Memo;
 use crate::poller::JobCache;
 
 pub struct Context {
@@ -27,16 +25,16 @@ pub struct Context {
     /// Latest AAP job states, filled by the poller (one list request per tick for all jobs).
     pub aap_jobs: JobCache,
     /// Intents this process recorded and has not launched: no need to look them up in AAP.
-    pub fresh_intents: Mutex<HashSet<String>>,
+    pub fresh_intents: Memo<()>,
     /// resourceVersion of this process's last status write per instance UID, so a stale
     /// cache entry is never planned on (it could re-record an intent already launched).
-    pub written: Mutex<HashMap<String, u64>>,
+    pub written: Memo<u64>,
     /// Intents whose launch failed transiently, with the moment to try again (429
     /// `Retry-After`, or a short pause): AAP is not asked again before then.
-    pub launch_not_before: Mutex<HashMap<String, std::time::Instant>>,
+    pub launch_not_before: Memo<std::time::Instant>,
     /// UIDs of VMIs this process deleted for a restart, with when: until the VMI cache
     /// catches up, `observe` does not report them, so the restart is not sent twice.
-    pub deleted_vmis: Mutex<HashMap<String, std::time::Instant>>,
+    pub deleted_vmis: Memo<std::time::Instant>,
     pub metrics: crate::metrics::Metrics,
     /// Checked right before each external effect: only the Lease holder acts.
     pub fence: crate::fence::Fence,

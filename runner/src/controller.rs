@@ -120,9 +120,8 @@ fn is_stale(ci: &ComputeInstance, ctx: &Context) -> bool {
     let (Some(uid), Some(rv)) = (ci.uid(), ci.resource_version()) else {
         return false;
     };
-    let written = ctx.written.lock().unwrap_or_else(|e| e.into_inner());
-    match (written.get(&uid), rv.parse::<u64>()) {
-        (Some(last), Ok(rv)) => rv < *last,
+    match (ctx.written.get(&uid), rv.parse::<u64>()) {
+        (Some(last), Ok(rv)) => rv < last,
         _ => false,
     }
 }
@@ -136,13 +135,9 @@ fn remember_write(
     if let (Some(uid), Some(rv)) = (written.uid(), written.resource_version())
         && let Ok(rv) = rv.parse::<u64>()
     {
-        ctx.written
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(uid, rv);
+        ctx.written.insert(uid, rv);
     }
     // Intents recorded by this write are known not to be launched yet.
-    let mut fresh = ctx.fresh_intents.lock().unwrap_or_else(|e| e.into_inner());
     for job in after
         .jobs
         .iter()
@@ -153,7 +148,7 @@ fn remember_write(
             .iter()
             .any(|b| b.correlation_key == job.correlation_key)
         {
-            fresh.insert(job.correlation_key.clone());
+            ctx.fresh_intents.insert(job.correlation_key.clone(), ());
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod instances;
 pub mod kubevirt;
 pub mod leader;
 pub mod logs;
+pub mod memo;
 pub mod metrics;
 pub mod observe;
 pub mod poller;

@@ -88,12 +88,7 @@ pub async fn observe(ci: &ComputeInstance, ctx: &Context) -> Observed {
 /// restart: reporting it would send its deletion again.
 fn going(vmi: &VirtualMachineInstance, ctx: &Context) -> bool {
     vmi.metadata.deletion_timestamp.is_some()
-        || vmi.uid().is_some_and(|uid| {
-            ctx.deleted_vmis
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .contains_key(&uid)
-        })
+        || vmi.uid().is_some_and(|uid| ctx.deleted_vmis.contains(&uid))
 }
 
 /// The VM of the instance: the one named by the reference, else the one labelled for it in
@@ -155,12 +150,7 @@ async fn observe_aap(job: &JobEntry, ctx: &Context) -> Option<JobObservation> {
 
 /// An intent was recorded; was it launched before the runner last stopped?
 async fn find_intent(job: &JobEntry, ctx: &Context) -> JobObservation {
-    let not_before = ctx
-        .launch_not_before
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(&job.correlation_key)
-        .copied();
+    let not_before = ctx.launch_not_before.get(&job.correlation_key);
     if let Some(at) = not_before.filter(|at| *at > std::time::Instant::now()) {
         return JobObservation::Unavailable {
             message: format!(
@@ -172,12 +162,7 @@ async fn find_intent(job: &JobEntry, ctx: &Context) -> JobObservation {
             ),
         };
     }
-    if ctx
-        .fresh_intents
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .contains(&job.correlation_key)
-    {
+    if ctx.fresh_intents.contains(&job.correlation_key) {
         return JobObservation::Missing {
             message: "recorded by this runner, not launched yet".into(),
         };
