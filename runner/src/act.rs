@@ -43,7 +43,7 @@ pub async fn perform(ci: &ComputeInstance, plan: &mut Plan, ctx: &Context) -> Re
             Effect::EnsureTenant { tenant, name } => {
                 if let Err(message) = crate::tenants::ensure(&ctx.client, ci, &tenant, &name).await
                 {
-                    warn!(instance = %ci.name_any(), error = %message, "could not ensure the Tenant");
+                    warn!(error = %message, "could not ensure the Tenant");
                 }
                 None
             }
@@ -114,7 +114,7 @@ async fn launch(
             });
             match aap.launch(template, extra_vars).await {
                 Ok(l) => {
-                    info!(instance = %ci.name_any(), job = l.id, %job_type, "launched AAP job");
+                    info!(job = l.id, %job_type, "launched AAP job");
                     Outcome::Launched {
                         key,
                         job_id: l.id.to_string(),
@@ -122,7 +122,7 @@ async fn launch(
                     }
                 }
                 Err(e) => {
-                    warn!(instance = %ci.name_any(), %job_type, error = %e, "AAP launch failed");
+                    warn!(%job_type, error = %e, "AAP launch failed");
                     if let AapError::VariablesIgnored { job, .. } = &e {
                         // The job exists and would run without our variables: stop it.
                         if let Err(cancel) = aap.cancel(job.kind, job.id).await {
@@ -155,7 +155,7 @@ async fn launch(
                     provider: JobProvider::Eda,
                 },
                 Err(e) => {
-                    warn!(instance = %ci.name_any(), %job_type, error = %e, "EDA did not take the event");
+                    warn!(%job_type, error = %e, "EDA did not take the event");
                     if !e.is_permanent() {
                         hold_off(ctx, &key, None);
                     }
@@ -253,7 +253,7 @@ pub async fn publish(ci: &ComputeInstance, ctx: &Context, note: &EventNote) {
         secondary: None,
     };
     if let Err(e) = ctx.recorder.publish(&event, &ci.object_ref(&())).await {
-        warn!(instance = %ci.name_any(), error = %e, "could not record event");
+        warn!(error = %e, "could not record event");
     }
 }
 

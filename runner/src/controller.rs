@@ -17,7 +17,7 @@ use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
-use tracing::{Instrument, debug, info, info_span, warn};
+use tracing::{Instrument, debug, info, info_span, instrument, warn};
 
 use crate::aap::AapClient;
 use crate::caches::{self, Cache, Caches};
@@ -29,7 +29,9 @@ use crate::kubevirt::{self, VirtualMachine, VirtualMachineInstance};
 use crate::metrics::Metrics;
 use crate::{act, instances, observe, poller, status};
 
-/// One reconcile of one instance.
+/// One reconcile of one instance. Every log line under it carries the instance and its
+/// namespace from this span.
+#[instrument(skip_all, fields(instance = %ci.name_any(), namespace = %ci.namespace().unwrap_or_default()))]
 pub async fn reconcile(ci: Arc<ComputeInstance>, ctx: Arc<Context>) -> Result<Action, Error> {
     ctx.metrics.reconciles.inc();
     let started = Instant::now();
@@ -44,7 +46,7 @@ pub async fn reconcile(ci: Arc<ComputeInstance>, ctx: Arc<Context>) -> Result<Ac
     }
     if management::of(&ci) == ManagementState::Unmanaged {
         // As upstream: the instance is left alone entirely, finalizer and status included.
-        debug!(instance = %ci.name_any(), "management-state is unmanaged; ignored");
+        debug!("management-state is unmanaged; ignored");
         return Ok(Action::await_change());
     }
     let api: Api<ComputeInstance> =
@@ -92,7 +94,7 @@ async fn step(
     let requeue = plan.requeue_after;
     if ci.metadata.deletion_timestamp.is_some() {
         if plan.release_finalizer {
-            info!(instance = %ci.name_any(), "deletion finished; releasing the finalizer");
+            info!("deletion finished; releasing the finalizer");
             return Ok(Action::await_change());
         }
         return Err(Error::DeletionInProgress(
