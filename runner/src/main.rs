@@ -1,17 +1,10 @@
-//! cloudkit-runner entry point: configuration, logging, leader election, then the controller.
+//! cloudkit-runner entry point: configuration, logging, the HTTP servers, then
+//! [`leader::run`] until a stop.
 
-use std::future::Future;
-use std::time::{Duration, Instant};
-
-use cloudkit_runner::{controller, http, leader, metrics::Metrics};
-use futures::FutureExt;
+use cloudkit_runner::leader::{self, until};
+use cloudkit_runner::{http, metrics::Metrics};
 use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;
-
-/// How long reconciles in flight may run on after a stop before they are dropped. Dropping
-/// one is safe: an intent is written before its launch, so an unanswered launch is found
-/// again by the next leader (lifecycle rule 2), and each status write is one atomic request.
-const DRAIN: Duration = Duration::from_secs(3);
 
 #[tokio::main]
 async fn main() {
@@ -70,109 +63,18 @@ async fn main() {
         tokio::spawn(cloudkit_runner::logs::run(client.clone(), aap, addr))
     });
 
-    let election = match &settings.leader {
-        Some(l) => {
-            let mut stop = stop_rx.clone();
-            tokio::select! {
-                started = leader::start(client.clone(), l) => match started {
-                    Ok(e) => Some(e),
-                    Err(e) => fail(e.to_string()),
-                },
-                // The API server may be unreachable at start-up: a stop still ends the process.
-                _ = stop.wait_for(|s| *s) => std::process::exit(0),
-            }
-        }
-        None => None,
-    };
-    let mut code = 0;
-    match &election {
-        Some(e) => {
-            let mut leading = e.is_leader.clone();
-            // A standby is ready: it knows it does not lead.
-            metrics
-                .ready
-                .store(true, std::sync::atomic::Ordering::Relaxed);
-            let mut stop = stop_rx.clone();
-            tokio::select! {
-                _ = leading.wait_for(|l| *l) => {}
-                _ = stop.wait_for(|s| *s) => {}
-            }
-            if !*stop_rx.borrow() {
-                metrics
-                    .ready
-                    .store(false, std::sync::atomic::Ordering::Relaxed);
-                metrics.leader.set(1);
-                tracing::info!("acquired the lease; this replica leads");
-                let lost = until(leading.clone(), false);
-                let stopped = until(stop_rx.clone(), true);
-                let mut lost_flag = leading.clone();
-                let shutdown = async move {
-                    tokio::select! { _ = lost => {}, _ = stopped => {} }
-                }
-                .boxed()
-                .shared();
-                let run = controller::run(client, settings, metrics.clone(), shutdown.clone());
-                if let Err(err) = bounded(run, shutdown).await {
-                    eprintln!("cloudkit-runner: {err}");
-                    code = 1;
-                }
-                if !*lost_flag.borrow_and_update() && !*stop_rx.borrow() {
-                    tracing::error!("lost the lease; exiting so a fresh start rejoins as standby");
-                    code = 1;
-                }
-            }
-        }
-        None => {
-            let stopped = until(stop_rx.clone(), true).boxed().shared();
-            let run = controller::run(client, settings, metrics.clone(), stopped.clone());
-            if let Err(e) = bounded(run, stopped).await {
-                eprintln!("cloudkit-runner: {e}");
-                code = 1;
-            }
-        }
-    }
-    let stopping = Instant::now();
-    if let Some(e) = election {
-        e.release().await;
-    }
+    let code = leader::run(client, settings, metrics, stop_rx).await;
     server.abort();
     if let Some(logs) = logs {
         logs.abort();
     }
-    tracing::info!(
-        release_ms = stopping.elapsed().as_millis() as u64,
-        code,
-        "exiting"
-    );
+    tracing::info!(code, "exiting");
     std::process::exit(code);
-}
-
-/// Runs the controller; once `halt` resolves, reconciles in flight get [`DRAIN`] to finish
-/// and are then dropped, so a stop never waits on a hung request or an unsynced cache.
-async fn bounded<E>(
-    run: impl Future<Output = Result<(), E>>,
-    halt: impl Future<Output = ()>,
-) -> Result<(), E> {
-    tokio::select! {
-        result = run => result,
-        _ = async { halt.await; tokio::time::sleep(DRAIN).await } => {
-            tracing::warn!(
-                drain_secs = DRAIN.as_secs(),
-                "reconciles still running after the stop; dropping them (an intent not yet launched is found again by the next leader)"
-            );
-            Ok(())
-        }
-    }
 }
 
 fn fail(message: String) -> ! {
     eprintln!("cloudkit-runner: {message}");
     std::process::exit(1);
-}
-
-/// Resolves when the watched flag equals `value`.
-async fn until(mut rx: watch::Receiver<bool>, value: bool) {
-    let _ = rx.wait_for(|v| *v == value).await;
 }
 
 async fn shutdown_signal() {
