@@ -60,22 +60,29 @@ pub struct KubectlRun {
     pub stderr: String,
 }
 
-/// `kubectl ARGS` with `kubeconfig`, the plugin first on PATH and no colours.
-pub async fn run(kubeconfig: &Path, args: &[&str]) -> anyhow::Result<KubectlRun> {
+/// `kubectl ARGS` with `kubeconfig`, the plugin first on PATH and no colours, its output
+/// piped: for a caller that reads it as it comes (e.g. `--follow`).
+pub fn command(kubeconfig: &Path, args: &[&str]) -> anyhow::Result<tokio::process::Command> {
     let path = format!(
         "{}:{}",
         plugin_dir()?.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let child = tokio::process::Command::new(kubectl_path()?)
-        .args(args)
+    let mut cmd = tokio::process::Command::new(kubectl_path()?);
+    cmd.args(args)
         .env("PATH", path)
         .env("KUBECONFIG", kubeconfig)
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .kill_on_drop(true)
+        .kill_on_drop(true);
+    Ok(cmd)
+}
+
+/// [`command`], run to its end.
+pub async fn run(kubeconfig: &Path, args: &[&str]) -> anyhow::Result<KubectlRun> {
+    let child = command(kubeconfig, args)?
         .spawn()
         .context("start kubectl")?;
     let output = tokio::time::timeout(KUBECTL_RUN, child.wait_with_output())

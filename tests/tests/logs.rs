@@ -3,81 +3,31 @@
 //! simulator's `jobs/{id}/stdout/`. The bed has a control plane of its own: an APIService
 //! is cluster-wide.
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::OnceLock;
+use std::path::Path;
 use std::time::Duration;
 
 use cloudkit_shared::{ComputeInstance, JobProvider, JobState};
 use cloudkit_testbed::aap_sim::{DEFAULT_TOKEN, FailingTask, JobBehavior, JobStatus};
 use cloudkit_testbed::bed::{Bed, quick_job};
+use cloudkit_testbed::kubectl::{self, KubectlRun};
 use cloudkit_testbed::logs_api;
-use cloudkit_testbed::runner_process::{target_dir, workspace_binary};
 use k8s_openapi::api::rbac::v1::{ClusterRole, Role, RoleBinding};
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
 
 const WAIT: Duration = Duration::from_secs(60);
 const FAILING_TASK: &str = "Create the VM";
 const FAILING_MSG: &str = "spec: Required value";
 
-fn plugin_dir() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = target_dir().join("logs-e2e-path");
-        std::fs::create_dir_all(&dir).expect("create the plugin PATH directory");
-        let built =
-            workspace_binary("kubectl-cloudkit", "kubectl-cloudkit").expect("build the plugin");
-        let link = dir.join("kubectl-cloudkit");
-        let _ = std::fs::remove_file(&link);
-        std::os::unix::fs::symlink(&built, &link).expect("link the plugin binary");
-        dir
-    })
+/// `kubectl cloudkit ARGS`.
+async fn run(kubeconfig: &Path, args: &[&str]) -> anyhow::Result<KubectlRun> {
+    let args: Vec<&str> = std::iter::once("cloudkit")
+        .chain(args.iter().copied())
+        .collect();
+    kubectl::run(kubeconfig, &args).await
 }
 
-fn kubectl(kubeconfig: &Path, args: &[&str]) -> Command {
-    let path = format!(
-        "{}:{}",
-        plugin_dir().display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let kubectl = std::env::var_os("KUBECTL")
-        .map_or_else(|| PathBuf::from("/usr/bin/kubectl"), PathBuf::from);
-    let mut cmd = Command::new(kubectl);
-    cmd.arg("cloudkit")
-        .args(args)
-        .env("PATH", path)
-        .env("KUBECONFIG", kubeconfig)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    cmd
-}
-
-#[derive(Debug)]
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-async fn run(kubeconfig: &Path, args: &[&str]) -> Run {
-    let child = kubectl(kubeconfig, args).spawn().expect("start kubectl");
-    let out = tokio::time::timeout(WAIT, child.wait_with_output())
-        .await
-        .expect("kubectl finished")
-        .expect("kubectl ran");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-/// A one-line refusal: exit 1, nothing on stdout, one `error:` line naming `what`.
-fn refused(r: &Run, what: &str) {
+fn refused(r: &KubectlRun, what: &str) {
     assert_eq!(r.code, 1, "{r:#?}");
     assert!(r.stdout.is_empty(), "{r:#?}");
     assert_eq!(r.stderr.trim().lines().count(), 1, "{r:#?}");
@@ -128,12 +78,12 @@ async fn bind(bed: &Bed, user: &str, role_kind: &str, role: &str) -> anyhow::Res
 
 /// Runs `logs` as `kubeconfig` until it succeeds: RBAC takes effect a moment after a
 /// binding is written.
-async fn logs_once_allowed(bed: &Bed, kubeconfig: &Path, name: &str) -> anyhow::Result<Run> {
+async fn logs_once_allowed(bed: &Bed, kubeconfig: &Path, name: &str) -> anyhow::Result<KubectlRun> {
     let ns = bed.namespace.clone();
     bed.wait_until(&format!("logs {name} to be allowed"), WAIT, || {
         let ns = ns.clone();
         async move {
-            let r = run(kubeconfig, &["logs", name, "-n", &ns]).await;
+            let r = run(kubeconfig, &["logs", name, "-n", &ns]).await?;
             Ok((r.code == 0).then_some(r))
         }
     })
@@ -142,7 +92,7 @@ async fn logs_once_allowed(bed: &Bed, kubeconfig: &Path, name: &str) -> anyhow::
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_are_read_through_rbac_bounded_and_without_the_token() -> anyhow::Result<()> {
-    tokio::task::spawn_blocking(plugin_dir).await?;
+    tokio::task::spawn_blocking(kubectl::plugin_dir).await??;
     let mut bed = Bed::alone_without_runner("logs").await?;
     let ns = bed.namespace.clone();
     let logs_env = logs_api::install(&bed).await?;
@@ -196,7 +146,7 @@ async fn logs_are_read_through_rbac_bounded_and_without_the_token() -> anyhow::R
     let id = newest_job(job.as_ref())
         .and_then(|j| j.job_id)
         .expect("an AAP job id");
-    let r = run(&admin, &["logs", "failed-vm", "-n", &ns]).await;
+    let r = run(&admin, &["logs", "failed-vm", "-n", &ns]).await?;
     assert_eq!(r.code, 0, "{r:#?}");
     assert!(
         r.stdout.contains(&format!("TASK [{FAILING_TASK}]")),
@@ -211,7 +161,7 @@ async fn logs_are_read_through_rbac_bounded_and_without_the_token() -> anyhow::R
     outputs.push(r.stdout);
 
     // --tail N: exactly the last N lines; --job with its own id: the same output.
-    let r = run(&admin, &["logs", "failed-vm", "-n", &ns, "--tail", "2"]).await;
+    let r = run(&admin, &["logs", "failed-vm", "-n", &ns, "--tail", "2"]).await?;
     assert_eq!(r.code, 0, "{r:#?}");
     let last: Vec<&str> = whole
         .lines()
@@ -222,11 +172,11 @@ async fn logs_are_read_through_rbac_bounded_and_without_the_token() -> anyhow::R
         .rev()
         .collect();
     assert_eq!(r.stdout.lines().collect::<Vec<_>>(), last, "{r:#?}");
-    let r = run(&admin, &["logs", "failed-vm", "-n", &ns, "--job", &id]).await;
+    let r = run(&admin, &["logs", "failed-vm", "-n", &ns, "--job", &id]).await?;
     assert_eq!(r.stdout, whole, "{r:#?}");
 
     // --job must be one of the instance's jobs, never any AAP id.
-    let r = run(&admin, &["logs", "failed-vm", "-n", &ns, "--job", "1"]).await;
+    let r = run(&admin, &["logs", "failed-vm", "-n", &ns, "--job", "1"]).await?;
     refused(&r, "job 1 is not an AAP job of failed-vm");
 
     // --follow on a running job: lines appended after it started arrive, and it ends
@@ -244,7 +194,11 @@ async fn logs_are_read_through_rbac_bounded_and_without_the_token() -> anyhow::R
         .await
         .expect("running-vm's job runs");
     assert!(bed.aap.append_stdout(running, "FIRST-MARKER"));
-    let mut child = kubectl(&admin, &["logs", "running-vm", "-n", &ns, "--follow"]).spawn()?;
+    let mut child = kubectl::command(
+        &admin,
+        &["cloudkit", "logs", "running-vm", "-n", &ns, "--follow"],
+    )?
+    .spawn()?;
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
     let mut followed = Vec::new();
     let mut read_until = async |marker: &str, followed: &mut Vec<String>| -> anyhow::Result<()> {
@@ -288,7 +242,7 @@ async fn logs_are_read_through_rbac_bounded_and_without_the_token() -> anyhow::R
     bind(&bed, "olga", "Role", "running-vm-logs").await?;
     let r = logs_once_allowed(&bed, &olga, "running-vm").await?;
     assert!(r.stdout.contains("SECOND-MARKER"), "{r:#?}");
-    let r = run(&olga, &["logs", "failed-vm", "-n", &ns]).await;
+    let r = run(&olga, &["logs", "failed-vm", "-n", &ns]).await?;
     refused(&r, "Forbidden");
     assert!(
         r.stderr.contains("computeinstances/log") && r.stderr.contains("\"olga\""),
@@ -342,7 +296,7 @@ async fn logs_are_read_through_rbac_bounded_and_without_the_token() -> anyhow::R
         .wait_until("the restarted runner's logs API to answer", WAIT, || {
             let (admin, ns) = (admin.clone(), ns.clone());
             async move {
-                let r = run(&admin, &["logs", "eda-vm", "-n", &ns]).await;
+                let r = run(&admin, &["logs", "eda-vm", "-n", &ns]).await?;
                 Ok((!r.stderr.contains("not reachable")).then_some(r))
             }
         })
