@@ -78,8 +78,9 @@ pub struct ControlPlane {
     admin_kubeconfig: PathBuf,
     kubeconfig_count: AtomicU64,
     running: Mutex<Option<Running>>,
-    /// How the API server was started, so a test can restart it.
+    /// How the API server and etcd were started, so a test can restart them.
     apiserver_command: (PathBuf, Vec<String>),
+    etcd_command: (PathBuf, Vec<String>),
 }
 
 /// Field order is drop order: the controller-manager, the API server, its etcd, the
@@ -224,6 +225,7 @@ impl ControlPlane {
             "--unsafe-no-fsync".to_string(),
         ];
         let etcd = ServerProcess::start("etcd", &binaries.etcd, &etcd_args, dir.join("etcd.log"))?;
+        let etcd_command = (binaries.etcd.clone(), etcd_args);
         // Started together: kube-apiserver retries etcd until it answers.
         let apiserver_args = vec![
             format!("--etcd-servers={etcd_url}"),
@@ -279,6 +281,7 @@ impl ControlPlane {
                 _dir: tmp,
             })),
             apiserver_command,
+            etcd_command,
         };
         let admin = cp.kubeconfig_document(ADMIN_USER, Some(ADMIN_GROUP), "default")?;
         cp.write_kubeconfig(&cp.admin_kubeconfig, ADMIN_USER, &admin)?;
@@ -343,6 +346,21 @@ impl ControlPlane {
         let log = self.dir.join("kube-apiserver-restarted.log");
         let fresh = ServerProcess::start("kube-apiserver", binary, args, log)?;
         self.with_running(|r| r.apiserver = fresh)?;
+        let client = self.client().await?;
+        self.wait_ready(&client).await
+    }
+
+    /// Kills etcd (SIGKILL), keeps it down for `down_for`, starts it again on the same
+    /// ports and data directory, and waits until the API server is ready again: what an
+    /// etcd crash or member restart looks like. The API server stays up meanwhile and
+    /// answers with errors, as it would in a cluster.
+    pub async fn restart_etcd(&self, down_for: Duration) -> Result<(), Error> {
+        self.with_running(|r| r.etcd.kill())?;
+        tokio::time::sleep(down_for).await;
+        let (binary, args) = &self.etcd_command;
+        let log = self.dir.join("etcd-restarted.log");
+        let fresh = ServerProcess::start("etcd", binary, args, log)?;
+        self.with_running(|r| r.etcd = fresh)?;
         let client = self.client().await?;
         self.wait_ready(&client).await
     }

@@ -3,6 +3,7 @@ pub mod aap_sim;
 pub mod ansible_env;
 pub mod bed;
 pub mod bench;
+pub mod chaos;
 pub mod control_plane;
 pub mod deletion;
 pub mod demo;

@@ -64,6 +64,18 @@ enum Cmd {
         #[arg(long)]
         debug: bool,
     },
+    /// The chaos scenario at ten times its CI size, plus an etcd restart, on a control
+    /// plane of its own: runner SIGKILLs, AAP faults, API server and etcd restarts. Prints
+    /// duplicates, overlaps, orphans and stuck instances (all must be 0), the longest
+    /// waits and the runner's peak memory; exits 1 if any count is not 0.
+    Soak {
+        /// Instances (the CI chaos test runs 12).
+        #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..))]
+        instances: u64,
+        /// Seed of the random schedule; the same seed replays the same workload and faults.
+        #[arg(long, default_value_t = 0x00c0_ffee)]
+        seed: u64,
+    },
 }
 
 #[tokio::main]
@@ -79,6 +91,9 @@ async fn main() {
     {
         let only_burst = only.as_deref() == Some("burst");
         std::process::exit(bench(*quick, sizes, output.clone(), only_burst, *debug).await);
+    }
+    if let Cmd::Soak { instances, seed } = &cli.command {
+        std::process::exit(soak(*instances as usize, *seed).await);
     }
     let job_duration = match cloudkit_shared::signals::parse_duration(&cli.job_duration) {
         Ok(d) => d,
@@ -117,7 +132,9 @@ async fn main() {
             wait_for_stop().await;
             0
         }
-        Cmd::Bench { .. } => unreachable!("dispatched before the stack starts"),
+        Cmd::Bench { .. } | Cmd::Soak { .. } => {
+            unreachable!("dispatched before the stack starts")
+        }
         Cmd::Demo => {
             if stack.runner.is_none() {
                 exit(2, "demo needs the runner: drop --no-runner");
@@ -220,6 +237,28 @@ async fn bench(
         0
     } else {
         eprintln!("testbed: not measured: {}", missing.join(", "));
+        1
+    }
+}
+
+/// `testbed soak`: returns the exit code (1 when the run did not converge cleanly).
+async fn soak(instances: usize, seed: u64) -> i32 {
+    use cloudkit_testbed::chaos::{self, Scenario};
+    let progress = Progress::new();
+    progress.say(format!(
+        "soak: {instances} instances, seed {seed:#x}, on a control plane of its own (about 10 min)"
+    ));
+    let report = match chaos::run(Scenario::soak(instances, seed)).await {
+        Ok(r) => r,
+        Err(e) => exit(1, &format!("soak failed: {e:#}")),
+    };
+    println!("{report}");
+    let problems = report.problems();
+    if problems.is_empty() {
+        progress.say("soak: converged, every count 0");
+        0
+    } else {
+        eprintln!("testbed: soak: {}", problems.join("; "));
         1
     }
 }
