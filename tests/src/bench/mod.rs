@@ -803,6 +803,7 @@ impl Bench<'_> {
                 &namespace,
                 population::SEED_NAME,
                 runs,
+                runs.min(5),
             )
         })
         .await??;
@@ -831,6 +832,20 @@ impl Bench<'_> {
                 Figure::new(
                     "`kubectl version --client` (kubectl's own start-up)",
                     ms(f.kubectl_startup),
+                ),
+                Figure::new(
+                    format!(
+                        "`kubectl-cloudkit list -A` run directly, {} instances ({} runs)",
+                        count(f.list.instances),
+                        f.list.runs
+                    ),
+                    ms(f.list.direct),
+                )
+                .target("< 500 ms", f.list.direct < Duration::from_millis(500)),
+                Figure::new("`kubectl cloudkit list -A`", ms(f.list.via_kubectl)),
+                Figure::new(
+                    "`kubectl get computeinstances -A -o json`",
+                    ms(f.list.get_json),
                 ),
             ],
         );
