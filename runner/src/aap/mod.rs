@@ -1,12 +1,14 @@
 //! AAP controller REST API provider: find templates by name, launch by id, find a
 //! launch lost in a crash, poll many jobs with one request, cancel once.
 
+mod answer;
 mod client;
 #[cfg(test)]
 mod client_tests;
 mod config;
 mod error;
 mod failure;
+mod request;
 mod token;
 mod types;
 pub mod ui_url;
