@@ -27,6 +27,7 @@ use crate::eda::EdaClient;
 use crate::error::Error;
 use crate::kubevirt::{self, VirtualMachine, VirtualMachineInstance};
 use crate::metrics::Metrics;
+use crate::readiness::Readiness;
 use crate::{act, instances, observe, poller, status};
 
 /// One reconcile of one instance. Every log line under it carries the instance and its
@@ -218,6 +219,7 @@ pub async fn run(
     client: kube::Client,
     settings: Settings,
     metrics: Metrics,
+    readiness: Readiness,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), Error> {
     let (aap, eda) = clients(&settings, &metrics)?;
@@ -226,7 +228,7 @@ pub async fn run(
         instance: std::env::var("POD_NAME").ok(),
     };
     let recorder = Recorder::new(client.clone(), reporter);
-    let caches = Arc::new(Caches::reporting(metrics.missing.clone()));
+    let caches = Arc::new(Caches::reporting(readiness.missing.clone()));
     let instance_writer = reflector::store::Writer::<ComputeInstance>::default();
     let store = instance_writer.as_reader();
     let unreadables =
@@ -244,7 +246,7 @@ pub async fn run(
     .inspect(caches::track(
         caches.clone(),
         Cache::Instances,
-        metrics.ready.clone(),
+        readiness.ready.clone(),
     ))
     .applied_objects();
     // VMs and VMIs are watched everywhere (by label): a tenant's VM lives in the tenant's
@@ -262,7 +264,7 @@ pub async fn run(
     .inspect(caches::track(
         caches.clone(),
         Cache::Vms,
-        metrics.ready.clone(),
+        readiness.ready.clone(),
     ))
     .applied_objects();
     let vmi_stream = reflector::reflector(
@@ -274,7 +276,7 @@ pub async fn run(
     .inspect(caches::track(
         caches.clone(),
         Cache::Vmis,
-        metrics.ready.clone(),
+        readiness.ready.clone(),
     ))
     .applied_objects();
     let tenant_api: Api<Tenant> = match &settings.namespace {

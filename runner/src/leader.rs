@@ -11,6 +11,7 @@ use tracing::info;
 use crate::config::{LeaderSettings, Settings};
 use crate::controller;
 use crate::metrics::Metrics;
+use crate::readiness::Readiness;
 
 /// How long reconciles in flight may run on after a stop before they are dropped. Dropping
 /// one is safe: an intent is written before its launch, so an unanswered launch is found
@@ -88,6 +89,7 @@ pub async fn run(
     client: kube::Client,
     settings: Settings,
     metrics: Metrics,
+    readiness: Readiness,
     stop: watch::Receiver<bool>,
 ) -> i32 {
     let election = match &settings.leader {
@@ -109,7 +111,7 @@ pub async fn run(
     };
     let Some(election) = election else {
         let stopped = until(stop, true).boxed().shared();
-        let run = controller::run(client, settings, metrics, stopped.clone());
+        let run = controller::run(client, settings, metrics, readiness, stopped.clone());
         return match bounded(run, stopped).await {
             Ok(()) => 0,
             Err(e) => {
@@ -118,7 +120,7 @@ pub async fn run(
             }
         };
     };
-    let code = lead_when_elected(client, settings, metrics, &election, stop).await;
+    let code = lead_when_elected(client, settings, metrics, readiness, &election, stop).await;
     let releasing = Instant::now();
     election.release().await;
     info!(
@@ -132,14 +134,13 @@ async fn lead_when_elected(
     client: kube::Client,
     settings: Settings,
     metrics: Metrics,
+    readiness: Readiness,
     election: &Election,
     stop: watch::Receiver<bool>,
 ) -> i32 {
     let mut leading = election.is_leader.clone();
     // A standby is ready: it knows it does not lead.
-    metrics
-        .ready
-        .store(true, std::sync::atomic::Ordering::Relaxed);
+    readiness.set(true);
     let mut stopped = stop.clone();
     tokio::select! {
         _ = leading.wait_for(|l| *l) => {}
@@ -148,9 +149,7 @@ async fn lead_when_elected(
     if *stop.borrow() {
         return 0;
     }
-    metrics
-        .ready
-        .store(false, std::sync::atomic::Ordering::Relaxed);
+    readiness.set(false);
     metrics.leader.set(1);
     info!("acquired the lease; this replica leads");
     let lost = until(leading.clone(), false);
@@ -161,7 +160,7 @@ async fn lead_when_elected(
     .boxed()
     .shared();
     let mut code = 0;
-    let run = controller::run(client, settings, metrics, shutdown.clone());
+    let run = controller::run(client, settings, metrics, readiness, shutdown.clone());
     if let Err(err) = bounded(run, shutdown).await {
         eprintln!("cloudkit-runner: {err}");
         code = 1;

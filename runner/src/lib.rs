@@ -21,6 +21,7 @@ pub mod memo;
 pub mod metrics;
 pub mod observe;
 pub mod poller;
+pub mod readiness;
 pub mod secret;
 pub mod status;
 pub mod tenants;

@@ -2,7 +2,7 @@
 //! [`leader::run`] until a stop.
 
 use cloudkit_runner::leader::{self, until};
-use cloudkit_runner::{http, metrics::Metrics};
+use cloudkit_runner::{http, metrics::Metrics, readiness::Readiness};
 use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;
 
@@ -38,6 +38,7 @@ async fn main() {
         )),
     };
     let metrics = Metrics::default();
+    let readiness = Readiness::default();
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
         shutdown_signal().await;
@@ -47,6 +48,7 @@ async fn main() {
     let server = tokio::spawn(http::serve(
         settings.metrics_addr,
         metrics.clone(),
+        readiness.clone(),
         until(stop_rx.clone(), true),
     ));
 
@@ -63,7 +65,7 @@ async fn main() {
         tokio::spawn(cloudkit_runner::logs::run(client.clone(), aap, addr))
     });
 
-    let code = leader::run(client, settings, metrics, stop_rx).await;
+    let code = leader::run(client, settings, metrics, readiness, stop_rx).await;
     server.abort();
     if let Some(logs) = logs {
         logs.abort();

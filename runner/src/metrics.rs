@@ -1,7 +1,6 @@
 //! Prometheus metrics (prometheus-client), served on `/metrics`.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use cloudkit_shared::plan::Outcome;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -31,10 +30,6 @@ pub struct Metrics {
     pub unreadable_instances: Gauge,
     /// AAP requests in flight now (bounded by CLOUDKIT_AAP_MAX_CONCURRENT_REQUESTS).
     pub aap_requests_in_flight: Gauge,
-    /// Watch caches synced and leadership known.
-    pub ready: Arc<AtomicBool>,
-    /// A missing prerequisite that keeps the caches from syncing, for `/readyz`.
-    pub missing: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl Default for Metrics {
@@ -94,8 +89,6 @@ impl Default for Metrics {
             leader,
             unreadable_instances,
             aap_requests_in_flight,
-            ready: Arc::new(AtomicBool::new(false)),
-            missing: Arc::default(),
         }
     }
 }
@@ -115,10 +108,6 @@ impl Metrics {
                 reason,
             })
             .inc();
-    }
-
-    pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Relaxed)
     }
 
     pub fn encode(&self) -> String {
