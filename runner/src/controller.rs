@@ -189,40 +189,27 @@ fn to_instance<K: Resource>(
     (tenant_like && instances.get(&owner).is_some()).then_some(owner)
 }
 
-/// Builds the provider clients from validated settings.
-pub fn clients(
-    settings: &Settings,
-    metrics: &Metrics,
-) -> Result<(Option<AapClient>, Option<EdaClient>), Error> {
-    let aap = match &settings.aap {
-        Some(a) => Some(
-            crate::aap::AapClient::new(a.client_config(
-                settings.http_timeout,
-                metrics.aap_requests_in_flight.clone(),
-            ))
-            .map_err(|e| Error::Config(e.to_string()))?,
-        ),
-        None => None,
-    };
-    let eda = match &settings.eda {
-        Some(e) => Some(
-            EdaClient::new(e.clone(), settings.http_timeout)
-                .map_err(|e| Error::Config(e.to_string()))?,
-        ),
-        None => None,
-    };
-    Ok((aap, eda))
+/// Builds the EDA client from validated settings.
+fn eda_client(settings: &Settings) -> Result<Option<EdaClient>, Error> {
+    match &settings.eda {
+        Some(e) => EdaClient::new(e.clone(), settings.http_timeout)
+            .map(Some)
+            .map_err(|e| Error::Config(e.to_string())),
+        None => Ok(None),
+    }
 }
 
-/// Runs the controller until `shutdown` resolves.
+/// Runs the controller until `shutdown` resolves. `aap` is the process's one AAP client,
+/// shared with the job-logs API.
 pub async fn run(
     client: kube::Client,
     settings: Settings,
     metrics: Metrics,
     readiness: Readiness,
+    aap: Option<AapClient>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), Error> {
-    let (aap, eda) = clients(&settings, &metrics)?;
+    let eda = eda_client(&settings)?;
     let reporter = kube::runtime::events::Reporter {
         controller: "cloudkit-runner".into(),
         instance: std::env::var("POD_NAME").ok(),

@@ -8,6 +8,7 @@ use kube_lease_manager::{LeaseManagerBuilder, LeaseParams};
 use tokio::sync::watch;
 use tracing::info;
 
+use crate::aap::AapClient;
 use crate::config::{LeaderSettings, Settings};
 use crate::controller;
 use crate::metrics::Metrics;
@@ -90,6 +91,7 @@ pub async fn run(
     settings: Settings,
     metrics: Metrics,
     readiness: Readiness,
+    aap: Option<AapClient>,
     stop: watch::Receiver<bool>,
 ) -> i32 {
     let election = match &settings.leader {
@@ -111,7 +113,7 @@ pub async fn run(
     };
     let Some(election) = election else {
         let stopped = until(stop, true).boxed().shared();
-        let run = controller::run(client, settings, metrics, readiness, stopped.clone());
+        let run = controller::run(client, settings, metrics, readiness, aap, stopped.clone());
         return match bounded(run, stopped).await {
             Ok(()) => 0,
             Err(e) => {
@@ -120,7 +122,7 @@ pub async fn run(
             }
         };
     };
-    let code = lead_when_elected(client, settings, metrics, readiness, &election, stop).await;
+    let code = lead_when_elected(client, settings, metrics, readiness, aap, &election, stop).await;
     let releasing = Instant::now();
     election.release().await;
     info!(
@@ -135,6 +137,7 @@ async fn lead_when_elected(
     settings: Settings,
     metrics: Metrics,
     readiness: Readiness,
+    aap: Option<AapClient>,
     election: &Election,
     stop: watch::Receiver<bool>,
 ) -> i32 {
@@ -160,7 +163,7 @@ async fn lead_when_elected(
     .boxed()
     .shared();
     let mut code = 0;
-    let run = controller::run(client, settings, metrics, readiness, shutdown.clone());
+    let run = controller::run(client, settings, metrics, readiness, aap, shutdown.clone());
     if let Err(err) = bounded(run, shutdown).await {
         eprintln!("cloudkit-runner: {err}");
         code = 1;
