@@ -286,7 +286,6 @@ pub async fn run(
         recorder,
         aap: aap.clone(),
         eda,
-        instances: store.clone(),
         caches,
         vms: vms.clone(),
         vmis: vmis.clone(),

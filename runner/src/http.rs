@@ -9,7 +9,7 @@ use axum::routing::get;
 use crate::metrics::Metrics;
 use crate::readiness::Readiness;
 
-pub fn router(metrics: Metrics, readiness: Readiness) -> Router {
+fn router(metrics: Metrics, readiness: Readiness) -> Router {
     let probes = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))

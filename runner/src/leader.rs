@@ -25,19 +25,22 @@ const RELEASE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 /// Error in leader election.
 #[derive(Debug, thiserror::Error)]
 #[error("leader election with Lease {namespace}/{name}: {cause}")]
-pub struct LeaderError {
+pub(crate) struct LeaderError {
     pub namespace: String,
     pub name: String,
     pub cause: String,
 }
 
 /// A running election: `is_leader` follows the lease.
-pub struct Election {
+pub(crate) struct Election {
     pub is_leader: watch::Receiver<bool>,
     task: tokio::task::JoinHandle<kube_lease_manager::Result<kube_lease_manager::LeaseManager>>,
 }
 
-pub async fn start(client: kube::Client, s: &LeaderSettings) -> Result<Election, LeaderError> {
+pub(crate) async fn start(
+    client: kube::Client,
+    s: &LeaderSettings,
+) -> Result<Election, LeaderError> {
     let err = |cause: String| LeaderError {
         namespace: s.namespace.clone(),
         name: s.lease_name.clone(),

@@ -11,23 +11,23 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct OutcomeLabels {
-    pub outcome: String,
-    pub reason: String,
+pub(crate) struct OutcomeLabels {
+    pub(crate) outcome: String,
+    pub(crate) reason: String,
 }
 
 #[derive(Clone)]
 pub struct Metrics {
-    pub registry: Arc<Registry>,
-    pub reconciles: Counter,
-    pub reconcile_errors: Counter,
-    pub status_writes: Counter,
-    pub reconcile_seconds: Histogram,
-    pub outcomes: Family<OutcomeLabels, Counter>,
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) reconciles: Counter,
+    pub(crate) reconcile_errors: Counter,
+    pub(crate) status_writes: Counter,
+    pub(crate) reconcile_seconds: Histogram,
+    pub(crate) outcomes: Family<OutcomeLabels, Counter>,
     /// 1 while this replica holds the lease.
-    pub leader: Gauge,
+    pub(crate) leader: Gauge,
     /// Stored instances that cannot be read as this version's ComputeInstance.
-    pub unreadable_instances: Gauge,
+    pub(crate) unreadable_instances: Gauge,
     /// AAP requests in flight now (bounded by CLOUDKIT_AAP_MAX_CONCURRENT_REQUESTS).
     pub aap_requests_in_flight: Gauge,
 }
@@ -94,7 +94,7 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    pub fn outcome(&self, outcome: &Outcome) {
+    pub(crate) fn outcome(&self, outcome: &Outcome) {
         let (name, reason) = match outcome {
             Outcome::Launched { .. } => ("launched", String::new()),
             Outcome::LaunchFailed { reason, .. } => ("launch_failed", reason.clone()),
@@ -110,7 +110,7 @@ impl Metrics {
             .inc();
     }
 
-    pub fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);

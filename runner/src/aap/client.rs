@@ -27,7 +27,7 @@ use super::types::{
 };
 
 /// AWX's largest page; also how many ids go into one `id__in` list.
-pub const MAX_PAGE_SIZE: usize = 200;
+const MAX_PAGE_SIZE: usize = 200;
 
 /// `find_launch` looks this much further back than asked: AAP's clock and ours may
 /// disagree, and the correlation key, not the time, decides a match.

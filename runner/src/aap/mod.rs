@@ -11,11 +11,12 @@ mod failure;
 mod request;
 mod token;
 mod types;
-pub mod ui_url;
+pub(crate) mod ui_url;
 
 pub use crate::secret::Secret;
-pub use client::{AapClient, MAX_PAGE_SIZE, TemplateRef};
-pub use config::{AapConfig, DEFAULT_MAX_CONCURRENT_REQUESTS, RetryPolicy};
+pub use client::{AapClient, TemplateRef};
+pub(crate) use config::DEFAULT_MAX_CONCURRENT_REQUESTS;
+pub use config::{AapConfig, RetryPolicy};
 pub use error::AapError;
 pub use token::TokenSource;
 pub use types::{AapJob, AapJobKind, CancelOutcome, Launched, job_state};
