@@ -1,6 +1,5 @@
 //! What every reconcile shares.
 
-use cloudkit_shared::ComputeInstance;
 use kube::runtime::events::Recorder;
 use kube::runtime::reflector::Store;
 
@@ -16,8 +15,7 @@ pub struct Context {
     pub aap: Option<AapClient>,
     pub eda: Option<EdaClient>,
     pub recorder: Recorder,
-    pub instances: Store<ComputeInstance>,
-    /// Whether the caches below (and `instances`) hold a full list yet.
+    /// Whether the instance cache and the caches below hold a full list yet.
     pub caches: std::sync::Arc<crate::caches::Caches>,
     pub vms: Store<crate::kubevirt::VirtualMachine>,
     pub vmis: Store<crate::kubevirt::VirtualMachineInstance>,

@@ -27,6 +27,7 @@ use crate::eda::EdaClient;
 use crate::error::Error;
 use crate::kubevirt::{self, VirtualMachine, VirtualMachineInstance};
 use crate::metrics::Metrics;
+use crate::readiness::Readiness;
 use crate::{act, instances, observe, poller, status};
 
 /// One reconcile of one instance. Every log line under it carries the instance and its
@@ -188,45 +189,33 @@ fn to_instance<K: Resource>(
     (tenant_like && instances.get(&owner).is_some()).then_some(owner)
 }
 
-/// Builds the provider clients from validated settings.
-pub fn clients(
-    settings: &Settings,
-    metrics: &Metrics,
-) -> Result<(Option<AapClient>, Option<EdaClient>), Error> {
-    let aap = match &settings.aap {
-        Some(a) => Some(
-            crate::aap::AapClient::new(a.client_config(
-                settings.http_timeout,
-                metrics.aap_requests_in_flight.clone(),
-            ))
-            .map_err(|e| Error::Config(e.to_string()))?,
-        ),
-        None => None,
-    };
-    let eda = match &settings.eda {
-        Some(e) => Some(
-            EdaClient::new(e.clone(), settings.http_timeout)
-                .map_err(|e| Error::Config(e.to_string()))?,
-        ),
-        None => None,
-    };
-    Ok((aap, eda))
+/// Builds the EDA client from validated settings.
+fn eda_client(settings: &Settings) -> Result<Option<EdaClient>, Error> {
+    match &settings.eda {
+        Some(e) => EdaClient::new(e.clone(), settings.http_timeout)
+            .map(Some)
+            .map_err(|e| Error::Config(e.to_string())),
+        None => Ok(None),
+    }
 }
 
-/// Runs the controller until `shutdown` resolves.
+/// Runs the controller until `shutdown` resolves. `aap` is the process's one AAP client,
+/// shared with the job-logs API.
 pub async fn run(
     client: kube::Client,
     settings: Settings,
     metrics: Metrics,
+    readiness: Readiness,
+    aap: Option<AapClient>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), Error> {
-    let (aap, eda) = clients(&settings, &metrics)?;
+    let eda = eda_client(&settings)?;
     let reporter = kube::runtime::events::Reporter {
         controller: "cloudkit-runner".into(),
         instance: std::env::var("POD_NAME").ok(),
     };
     let recorder = Recorder::new(client.clone(), reporter);
-    let caches = Arc::new(Caches::reporting(metrics.missing.clone()));
+    let caches = Arc::new(Caches::reporting(readiness.missing.clone()));
     let instance_writer = reflector::store::Writer::<ComputeInstance>::default();
     let store = instance_writer.as_reader();
     let unreadables =
@@ -244,7 +233,7 @@ pub async fn run(
     .inspect(caches::track(
         caches.clone(),
         Cache::Instances,
-        metrics.ready.clone(),
+        readiness.ready.clone(),
     ))
     .applied_objects();
     // VMs and VMIs are watched everywhere (by label): a tenant's VM lives in the tenant's
@@ -262,7 +251,7 @@ pub async fn run(
     .inspect(caches::track(
         caches.clone(),
         Cache::Vms,
-        metrics.ready.clone(),
+        readiness.ready.clone(),
     ))
     .applied_objects();
     let vmi_stream = reflector::reflector(
@@ -274,7 +263,7 @@ pub async fn run(
     .inspect(caches::track(
         caches.clone(),
         Cache::Vmis,
-        metrics.ready.clone(),
+        readiness.ready.clone(),
     ))
     .applied_objects();
     let tenant_api: Api<Tenant> = match &settings.namespace {
@@ -297,7 +286,6 @@ pub async fn run(
         recorder,
         aap: aap.clone(),
         eda,
-        instances: store.clone(),
         caches,
         vms: vms.clone(),
         vmis: vmis.clone(),

@@ -7,21 +7,24 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 
 use crate::metrics::Metrics;
+use crate::readiness::Readiness;
 
-pub fn router(metrics: Metrics) -> Router {
-    Router::new()
+fn router(metrics: Metrics, readiness: Readiness) -> Router {
+    let probes = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .with_state(readiness);
+    Router::new()
         .route("/metrics", get(metrics_text))
         .with_state(metrics)
+        .merge(probes)
 }
 
-async fn readyz(State(m): State<Metrics>) -> impl IntoResponse {
-    if m.is_ready() {
+async fn readyz(State(r): State<Readiness>) -> impl IntoResponse {
+    if r.is_ready() {
         return (StatusCode::OK, "ready".to_string());
     }
-    let missing = m.missing.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    let body = match missing {
+    let body = match r.missing() {
         Some(problem) => format!("not ready: {problem}"),
         None => "not ready: watch caches syncing".into(),
     };
@@ -42,12 +45,13 @@ async fn metrics_text(State(m): State<Metrics>) -> impl IntoResponse {
 pub async fn serve(
     addr: std::net::SocketAddr,
     metrics: Metrics,
+    readiness: Readiness,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "health and metrics server listening");
-    axum::serve(listener, router(metrics))
+    axum::serve(listener, router(metrics, readiness))
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -8,9 +8,11 @@ use kube_lease_manager::{LeaseManagerBuilder, LeaseParams};
 use tokio::sync::watch;
 use tracing::info;
 
+use crate::aap::AapClient;
 use crate::config::{LeaderSettings, Settings};
 use crate::controller;
 use crate::metrics::Metrics;
+use crate::readiness::Readiness;
 
 /// How long reconciles in flight may run on after a stop before they are dropped. Dropping
 /// one is safe: an intent is written before its launch, so an unanswered launch is found
@@ -23,19 +25,22 @@ const RELEASE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 /// Error in leader election.
 #[derive(Debug, thiserror::Error)]
 #[error("leader election with Lease {namespace}/{name}: {cause}")]
-pub struct LeaderError {
+pub(crate) struct LeaderError {
     pub namespace: String,
     pub name: String,
     pub cause: String,
 }
 
 /// A running election: `is_leader` follows the lease.
-pub struct Election {
+pub(crate) struct Election {
     pub is_leader: watch::Receiver<bool>,
     task: tokio::task::JoinHandle<kube_lease_manager::Result<kube_lease_manager::LeaseManager>>,
 }
 
-pub async fn start(client: kube::Client, s: &LeaderSettings) -> Result<Election, LeaderError> {
+pub(crate) async fn start(
+    client: kube::Client,
+    s: &LeaderSettings,
+) -> Result<Election, LeaderError> {
     let err = |cause: String| LeaderError {
         namespace: s.namespace.clone(),
         name: s.lease_name.clone(),
@@ -88,6 +93,8 @@ pub async fn run(
     client: kube::Client,
     settings: Settings,
     metrics: Metrics,
+    readiness: Readiness,
+    aap: Option<AapClient>,
     stop: watch::Receiver<bool>,
 ) -> i32 {
     let election = match &settings.leader {
@@ -109,7 +116,7 @@ pub async fn run(
     };
     let Some(election) = election else {
         let stopped = until(stop, true).boxed().shared();
-        let run = controller::run(client, settings, metrics, stopped.clone());
+        let run = controller::run(client, settings, metrics, readiness, aap, stopped.clone());
         return match bounded(run, stopped).await {
             Ok(()) => 0,
             Err(e) => {
@@ -118,7 +125,7 @@ pub async fn run(
             }
         };
     };
-    let code = lead_when_elected(client, settings, metrics, &election, stop).await;
+    let code = lead_when_elected(client, settings, metrics, readiness, aap, &election, stop).await;
     let releasing = Instant::now();
     election.release().await;
     info!(
@@ -132,14 +139,14 @@ async fn lead_when_elected(
     client: kube::Client,
     settings: Settings,
     metrics: Metrics,
+    readiness: Readiness,
+    aap: Option<AapClient>,
     election: &Election,
     stop: watch::Receiver<bool>,
 ) -> i32 {
     let mut leading = election.is_leader.clone();
     // A standby is ready: it knows it does not lead.
-    metrics
-        .ready
-        .store(true, std::sync::atomic::Ordering::Relaxed);
+    readiness.set(true);
     let mut stopped = stop.clone();
     tokio::select! {
         _ = leading.wait_for(|l| *l) => {}
@@ -148,9 +155,7 @@ async fn lead_when_elected(
     if *stop.borrow() {
         return 0;
     }
-    metrics
-        .ready
-        .store(false, std::sync::atomic::Ordering::Relaxed);
+    readiness.set(false);
     metrics.leader.set(1);
     info!("acquired the lease; this replica leads");
     let lost = until(leading.clone(), false);
@@ -161,7 +166,7 @@ async fn lead_when_elected(
     .boxed()
     .shared();
     let mut code = 0;
-    let run = controller::run(client, settings, metrics, shutdown.clone());
+    let run = controller::run(client, settings, metrics, readiness, aap, shutdown.clone());
     if let Err(err) = bounded(run, shutdown).await {
         eprintln!("cloudkit-runner: {err}");
         code = 1;

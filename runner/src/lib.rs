@@ -2,26 +2,30 @@
 //! status, cancels before deprovisioning and restarts VMs through KubeVirt.
 //!
 //! The decisions live in `cloudkit_shared::plan`; this crate observes, acts and writes status.
+//!
+//! Public: only what `main.rs` and the tests (`tests/`, `runner/tests/`) use; the rest is
+//! crate-private, so the compiler finds what nothing uses.
 
 pub mod aap;
-pub mod act;
-pub mod caches;
+pub(crate) mod act;
+pub(crate) mod caches;
 pub mod config;
-pub mod context;
-pub mod controller;
+pub(crate) mod context;
+pub(crate) mod controller;
 pub mod eda;
-pub mod error;
-pub mod fence;
+pub(crate) mod error;
+pub(crate) mod fence;
 pub mod http;
-pub mod instances;
-pub mod kubevirt;
+pub(crate) mod instances;
+pub(crate) mod kubevirt;
 pub mod leader;
 pub mod logs;
-pub mod memo;
+pub(crate) mod memo;
 pub mod metrics;
-pub mod observe;
-pub mod poller;
-pub mod secret;
-pub mod status;
-pub mod tenants;
-pub mod test_hook;
+pub(crate) mod observe;
+pub(crate) mod poller;
+pub mod readiness;
+pub(crate) mod secret;
+pub(crate) mod status;
+pub(crate) mod tenants;
+pub(crate) mod test_hook;

@@ -1,8 +1,9 @@
 //! cloudkit-runner entry point: configuration, logging, the HTTP servers, then
 //! [`leader::run`] until a stop.
 
+use cloudkit_runner::aap::AapClient;
 use cloudkit_runner::leader::{self, until};
-use cloudkit_runner::{http, metrics::Metrics};
+use cloudkit_runner::{http, metrics::Metrics, readiness::Readiness};
 use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;
 
@@ -38,6 +39,16 @@ async fn main() {
         )),
     };
     let metrics = Metrics::default();
+    let readiness = Readiness::default();
+    // One AAP client for the process: the controller and the job-logs API share its
+    // request limit (CLOUDKIT_AAP_MAX_CONCURRENT_REQUESTS), token and connection pool.
+    let aap = settings.aap.as_ref().map(|a| {
+        let config = a.client_config(
+            settings.http_timeout,
+            metrics.aap_requests_in_flight.clone(),
+        );
+        AapClient::new(config).unwrap_or_else(|e| fail(e.to_string()))
+    });
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
         shutdown_signal().await;
@@ -47,23 +58,19 @@ async fn main() {
     let server = tokio::spawn(http::serve(
         settings.metrics_addr,
         metrics.clone(),
+        readiness.clone(),
         until(stop_rx.clone(), true),
     ));
 
     let logs = settings.logs_addr.map(|addr| {
-        let aap = settings.aap.as_ref().and_then(|a| {
-            let config = a.client_config(
-                settings.http_timeout,
-                metrics.aap_requests_in_flight.clone(),
-            );
-            cloudkit_runner::aap::AapClient::new(config)
-                .map_err(|e| tracing::error!("job-logs API has no AAP client: {e}"))
-                .ok()
-        });
-        tokio::spawn(cloudkit_runner::logs::run(client.clone(), aap, addr))
+        tokio::spawn(cloudkit_runner::logs::run(
+            client.clone(),
+            aap.clone(),
+            addr,
+        ))
     });
 
-    let code = leader::run(client, settings, metrics, stop_rx).await;
+    let code = leader::run(client, settings, metrics, readiness, aap, stop_rx).await;
     server.abort();
     if let Some(logs) = logs {
         logs.abort();

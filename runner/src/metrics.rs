@@ -1,7 +1,6 @@
 //! Prometheus metrics (prometheus-client), served on `/metrics`.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use cloudkit_shared::plan::Outcome;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -12,29 +11,25 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct OutcomeLabels {
-    pub outcome: String,
-    pub reason: String,
+pub(crate) struct OutcomeLabels {
+    pub(crate) outcome: String,
+    pub(crate) reason: String,
 }
 
 #[derive(Clone)]
 pub struct Metrics {
-    pub registry: Arc<Registry>,
-    pub reconciles: Counter,
-    pub reconcile_errors: Counter,
-    pub status_writes: Counter,
-    pub reconcile_seconds: Histogram,
-    pub outcomes: Family<OutcomeLabels, Counter>,
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) reconciles: Counter,
+    pub(crate) reconcile_errors: Counter,
+    pub(crate) status_writes: Counter,
+    pub(crate) reconcile_seconds: Histogram,
+    pub(crate) outcomes: Family<OutcomeLabels, Counter>,
     /// 1 while this replica holds the lease.
-    pub leader: Gauge,
+    pub(crate) leader: Gauge,
     /// Stored instances that cannot be read as this version's ComputeInstance.
-    pub unreadable_instances: Gauge,
+    pub(crate) unreadable_instances: Gauge,
     /// AAP requests in flight now (bounded by CLOUDKIT_AAP_MAX_CONCURRENT_REQUESTS).
     pub aap_requests_in_flight: Gauge,
-    /// Watch caches synced and leadership known.
-    pub ready: Arc<AtomicBool>,
-    /// A missing prerequisite that keeps the caches from syncing, for `/readyz`.
-    pub missing: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl Default for Metrics {
@@ -94,14 +89,12 @@ impl Default for Metrics {
             leader,
             unreadable_instances,
             aap_requests_in_flight,
-            ready: Arc::new(AtomicBool::new(false)),
-            missing: Arc::default(),
         }
     }
 }
 
 impl Metrics {
-    pub fn outcome(&self, outcome: &Outcome) {
+    pub(crate) fn outcome(&self, outcome: &Outcome) {
         let (name, reason) = match outcome {
             Outcome::Launched { .. } => ("launched", String::new()),
             Outcome::LaunchFailed { reason, .. } => ("launch_failed", reason.clone()),
@@ -117,11 +110,7 @@ impl Metrics {
             .inc();
     }
 
-    pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Relaxed)
-    }
-
-    pub fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);

@@ -16,70 +16,70 @@ pub struct Args {
     /// Which provider new jobs use. Unset: `eda` when only the webhooks are set, `aap` when
     /// only CLOUDKIT_AAP_URL is.
     #[arg(long, env = "CLOUDKIT_PROVISIONING_PROVIDER", ignore_case = true)]
-    pub provider: Option<ProviderArg>,
+    pub(crate) provider: Option<ProviderArg>,
 
     /// AAP controller API prefix, e.g. https://aap.example.com/api/controller (the runner adds /v2/).
     #[arg(long, env = "CLOUDKIT_AAP_URL")]
-    pub aap_url: Option<String>,
+    pub(crate) aap_url: Option<String>,
 
     /// AAP UI page of a job, with `{id}` (and optionally `{type}`: playbook or workflow);
     /// unset: derived from CLOUDKIT_AAP_URL (AAP 2.5+ gateway or AWX).
     #[arg(long, env = "CLOUDKIT_AAP_UI_JOB_URL")]
-    pub aap_ui_job_url: Option<String>,
+    pub(crate) aap_ui_job_url: Option<String>,
 
     /// AAP token (prefer --aap-token-file with a mounted Secret).
     #[arg(long, env = "CLOUDKIT_AAP_TOKEN", hide_env_values = true)]
-    pub aap_token: Option<String>,
+    pub(crate) aap_token: Option<String>,
 
     /// File holding the AAP token; re-read when it changes.
     #[arg(long, env = "CLOUDKIT_AAP_TOKEN_FILE")]
-    pub aap_token_file: Option<PathBuf>,
+    pub(crate) aap_token_file: Option<PathBuf>,
 
     /// PEM CA bundle to trust for AAP.
     #[arg(long, env = "CLOUDKIT_AAP_CA_FILE")]
-    pub aap_ca_file: Option<PathBuf>,
+    pub(crate) aap_ca_file: Option<PathBuf>,
 
     /// Skip TLS verification for AAP (never in production).
     #[arg(long, env = "CLOUDKIT_AAP_INSECURE_SKIP_TLS_VERIFY")]
-    pub aap_insecure_skip_tls_verify: bool,
+    pub(crate) aap_insecure_skip_tls_verify: bool,
 
     /// AAP organization that owns the templates (names are unique only within one).
     #[arg(long, env = "CLOUDKIT_AAP_ORGANIZATION")]
-    pub aap_organization: Option<String>,
+    pub(crate) aap_organization: Option<String>,
 
     /// How long a template's id, found by name, is used before it is looked up again
     /// (a 404 on launch looks it up at once).
     #[arg(long, env = "CLOUDKIT_AAP_TEMPLATE_REFRESH", default_value = "5m", value_parser = duration)]
-    pub aap_template_refresh: Duration,
+    pub(crate) aap_template_refresh: Duration,
 
     /// Job or workflow template that provisions an instance.
     #[arg(long, env = "CLOUDKIT_AAP_PROVISION_TEMPLATE")]
-    pub aap_provision_template: Option<String>,
+    pub(crate) aap_provision_template: Option<String>,
 
     /// Job or workflow template that deprovisions an instance.
     #[arg(long, env = "CLOUDKIT_AAP_DEPROVISION_TEMPLATE")]
-    pub aap_deprovision_template: Option<String>,
+    pub(crate) aap_deprovision_template: Option<String>,
 
     /// How often in-flight AAP jobs are polled (Go duration syntax: 30s, 1m30s, 500ms).
     /// Kept as text: an unusable value means 30s with a warning, as upstream.
     #[arg(long, env = "CLOUDKIT_AAP_STATUS_POLL_INTERVAL", default_value = "30s")]
-    pub poll_interval: String,
+    pub(crate) poll_interval: String,
 
     /// EDA webhook (or event stream) URL for provisioning.
     #[arg(long, env = "CLOUDKIT_COMPUTE_INSTANCE_PROVISION_WEBHOOK")]
-    pub provision_webhook: Option<String>,
+    pub(crate) provision_webhook: Option<String>,
 
     /// EDA webhook (or event stream) URL for deprovisioning.
     #[arg(long, env = "CLOUDKIT_COMPUTE_INSTANCE_DEPROVISION_WEBHOOK")]
-    pub deprovision_webhook: Option<String>,
+    pub(crate) deprovision_webhook: Option<String>,
 
     /// Bearer token for the EDA webhook.
     #[arg(long, env = "CLOUDKIT_EDA_TOKEN", hide_env_values = true)]
-    pub eda_token: Option<String>,
+    pub(crate) eda_token: Option<String>,
 
     /// HMAC-SHA256 secret for the EDA webhook (`X-Hub-Signature-256`).
     #[arg(long, env = "CLOUDKIT_EDA_HMAC_SECRET", hide_env_values = true)]
-    pub eda_hmac_secret: Option<String>,
+    pub(crate) eda_hmac_secret: Option<String>,
 
     /// How the HMAC is written (the webhook source's `hmac_format`, an event stream
     /// credential's signature encoding).
@@ -89,93 +89,93 @@ pub struct Args {
         default_value = "hex",
         ignore_case = true
     )]
-    pub eda_hmac_format: HmacFormat,
+    pub(crate) eda_hmac_format: HmacFormat,
 
     /// Text before the HMAC in the header (the credential's signature prefix).
     #[arg(long, env = "CLOUDKIT_EDA_HMAC_PREFIX", default_value = "sha256=")]
-    pub eda_hmac_prefix: String,
+    pub(crate) eda_hmac_prefix: String,
 
     /// The header that carries the HMAC.
     #[arg(long, env = "CLOUDKIT_EDA_HMAC_HEADER", default_value = "X-Hub-Signature-256",
           value_parser = header_name)]
-    pub eda_hmac_header: HeaderName,
+    pub(crate) eda_hmac_header: HeaderName,
 
     /// How long an EDA job may show no sign of progress before it fails.
     #[arg(long, env = "CLOUDKIT_EDA_DEADLINE", default_value = "30m", value_parser = duration)]
-    pub eda_deadline: Duration,
+    pub(crate) eda_deadline: Duration,
 
     /// Job history kept per instance (invalid → 10).
     #[arg(long, env = "CLOUDKIT_MAX_JOB_HISTORY")]
-    pub max_job_history: Option<String>,
+    pub(crate) max_job_history: Option<String>,
 
     /// Only watch this namespace (default: all namespaces).
     #[arg(long, env = "CLOUDKIT_COMPUTE_INSTANCE_NAMESPACE")]
-    pub namespace: Option<String>,
+    pub(crate) namespace: Option<String>,
 
     /// First retry delay after a failed job; doubles up to --retry-max.
     #[arg(long, env = "CLOUDKIT_RETRY_BASE", default_value = "10s", value_parser = duration)]
-    pub retry_base: Duration,
+    pub(crate) retry_base: Duration,
 
     /// Longest retry delay.
     #[arg(long, env = "CLOUDKIT_RETRY_MAX", default_value = "10m", value_parser = duration)]
-    pub retry_max: Duration,
+    pub(crate) retry_max: Duration,
 
     /// How long a cancel may stay unconfirmed before it is reported and sent again.
     #[arg(long, env = "CLOUDKIT_CANCEL_DEADLINE", default_value = "2m", value_parser = duration)]
-    pub cancel_deadline: Duration,
+    pub(crate) cancel_deadline: Duration,
 
     /// How long a restart may take until a new VMI runs.
     #[arg(long, env = "CLOUDKIT_RESTART_DEADLINE", default_value = "5m", value_parser = duration)]
-    pub restart_deadline: Duration,
+    pub(crate) restart_deadline: Duration,
 
     /// Failed deprovisions after which policy Proceed lets deletion finish.
     #[arg(long, env = "CLOUDKIT_DEPROVISION_ATTEMPTS", default_value_t = 3,
           value_parser = clap::value_parser!(u32).range(1..))]
-    pub deprovision_attempts: u32,
+    pub(crate) deprovision_attempts: u32,
 
     /// AAP / EDA request timeout.
     #[arg(long, env = "CLOUDKIT_HTTP_TIMEOUT", default_value = "30s", value_parser = duration)]
-    pub http_timeout: Duration,
+    pub(crate) http_timeout: Duration,
 
     /// Instances reconciled at once; the rest wait their turn (bounds memory and the
     /// request burst at start-up).
     #[arg(long, env = "CLOUDKIT_MAX_CONCURRENT_RECONCILES", default_value_t = 64,
           value_parser = clap::value_parser!(u16).range(1..))]
-    pub max_concurrent_reconciles: u16,
+    pub(crate) max_concurrent_reconciles: u16,
 
     /// AAP requests in flight at once over all instances (launches, cancels, finds,
     /// polls); the rest wait their turn, first come first served.
     #[arg(long, env = "CLOUDKIT_AAP_MAX_CONCURRENT_REQUESTS",
           default_value_t = crate::aap::DEFAULT_MAX_CONCURRENT_REQUESTS,
           value_parser = clap::value_parser!(u16).range(1..))]
-    pub aap_max_concurrent_requests: u16,
+    pub(crate) aap_max_concurrent_requests: u16,
 
     /// Address of the health and metrics server (an IP address and a port).
     #[arg(long, env = "CLOUDKIT_METRICS_ADDR", default_value = "0.0.0.0:8080",
           value_parser = socket_addr)]
-    pub metrics_addr: SocketAddr,
+    pub(crate) metrics_addr: SocketAddr,
 
     /// TLS address of the job-logs API that kube-apiserver proxies to (an aggregated API);
     /// `off` turns it off.
     #[arg(long, env = "CLOUDKIT_LOGS_ADDR", default_value = "0.0.0.0:8443",
           value_parser = logs_addr)]
-    pub logs_addr: LogsAddr,
+    pub(crate) logs_addr: LogsAddr,
 
     /// Elect a leader with a Lease so that only one replica acts.
     #[arg(long, env = "CLOUDKIT_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
-    pub leader_election: bool,
+    pub(crate) leader_election: bool,
 
     /// Name of the Lease used for leader election.
     #[arg(long, env = "CLOUDKIT_LEASE_NAME", default_value = "cloudkit-runner")]
-    pub lease_name: String,
+    pub(crate) lease_name: String,
 
     /// Namespace of the Lease (default: POD_NAMESPACE, else the watched namespace, else default).
     #[arg(long, env = "CLOUDKIT_LEASE_NAMESPACE")]
-    pub lease_namespace: Option<String>,
+    pub(crate) lease_namespace: Option<String>,
 
     /// How long a leader's lease lasts without renewal (whole seconds, at least 2s).
     #[arg(long, env = "CLOUDKIT_LEASE_DURATION", default_value = "15s", value_parser = duration)]
-    pub lease_duration: Duration,
+    pub(crate) lease_duration: Duration,
 
     /// Log filter (tracing env-filter syntax).
     #[arg(long, env = "CLOUDKIT_LOG", default_value = "info")]
@@ -183,15 +183,15 @@ pub struct Args {
 
     /// The pod's name (downward API): the leader identity, kept across container restarts.
     #[arg(long, env = "POD_NAME", hide = true)]
-    pub pod_name: Option<String>,
+    pub(crate) pod_name: Option<String>,
 
     /// The pod's namespace (downward API): the Lease's default namespace.
     #[arg(long, env = "POD_NAMESPACE", hide = true)]
-    pub pod_namespace: Option<String>,
+    pub(crate) pod_namespace: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum ProviderArg {
+pub(crate) enum ProviderArg {
     /// The AAP controller REST API.
     Aap,
     /// An EDA webhook or event stream.
@@ -200,13 +200,13 @@ pub enum ProviderArg {
 
 /// An address to serve on, or `off`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LogsAddr {
+pub(crate) enum LogsAddr {
     Off,
     On(SocketAddr),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum HmacFormat {
+pub(crate) enum HmacFormat {
     Hex,
     Base64,
 }

@@ -6,8 +6,9 @@ mod settings;
 #[cfg(test)]
 mod tests;
 
-pub use args::{Args, HmacFormat, LogsAddr, ProviderArg};
-pub use settings::{AapSettings, EdaSettings, HmacStyle, LeaderSettings, Settings};
+pub use args::Args;
+pub(crate) use settings::LeaderSettings;
+pub use settings::{AapSettings, EdaSettings, HmacStyle, Settings};
 
 /// One bad setting, named with its variable and flag.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -23,7 +24,7 @@ pub fn parse_args() -> Result<Args, String> {
     })
 }
 
-pub enum ParseError {
+pub(crate) enum ParseError {
     /// `--help` or `--version`: print it and exit.
     Display(clap::Error),
     /// A bad value: one line naming its variable.
@@ -31,7 +32,7 @@ pub enum ParseError {
 }
 
 /// [`parse_args`] over the given arguments (and the environment).
-pub fn parse_from<I, T>(argv: I) -> Result<Args, ParseError>
+pub(crate) fn parse_from<I, T>(argv: I) -> Result<Args, ParseError>
 where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,

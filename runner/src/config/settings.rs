@@ -18,22 +18,22 @@ use crate::secret::Secret;
 /// Validated settings.
 #[derive(Clone, Debug)]
 pub struct Settings {
-    pub policy: Policy,
+    pub(crate) policy: Policy,
     pub aap: Option<AapSettings>,
-    pub eda: Option<EdaSettings>,
-    pub eda_deadline: Duration,
-    pub namespace: Option<String>,
+    pub(crate) eda: Option<EdaSettings>,
+    pub(crate) eda_deadline: Duration,
+    pub(crate) namespace: Option<String>,
     pub http_timeout: Duration,
-    pub max_concurrent_reconciles: u16,
+    pub(crate) max_concurrent_reconciles: u16,
     pub metrics_addr: std::net::SocketAddr,
     /// The job-logs API's address; `None` when turned off.
     pub logs_addr: Option<std::net::SocketAddr>,
-    pub leader: Option<LeaderSettings>,
+    pub(crate) leader: Option<LeaderSettings>,
     pub warnings: Vec<String>,
 }
 
 #[derive(Clone, Debug)]
-pub struct LeaderSettings {
+pub(crate) struct LeaderSettings {
     pub lease_name: String,
     pub namespace: String,
     pub identity: String,
@@ -42,18 +42,18 @@ pub struct LeaderSettings {
 
 #[derive(Clone, Debug)]
 pub struct AapSettings {
-    pub url: String,
-    pub token: TokenSource,
-    pub ca_file: Option<PathBuf>,
-    pub insecure: bool,
-    pub organization: Option<String>,
+    pub(crate) url: String,
+    pub(crate) token: TokenSource,
+    pub(crate) ca_file: Option<PathBuf>,
+    pub(crate) insecure: bool,
+    pub(crate) organization: Option<String>,
     /// How long a template id found by name is used before it is looked up again.
-    pub template_refresh: Duration,
-    pub provision_template: String,
-    pub deprovision_template: String,
+    pub(crate) template_refresh: Duration,
+    pub(crate) provision_template: String,
+    pub(crate) deprovision_template: String,
     /// Template of a job's UI page (`{id}`, `{type}`).
-    pub ui_job_url: String,
-    pub max_concurrent_requests: usize,
+    pub(crate) ui_job_url: String,
+    pub(crate) max_concurrent_requests: usize,
 }
 
 impl AapSettings {

@@ -11,15 +11,11 @@ mod trust;
 
 use std::net::SocketAddr;
 
-pub use bounds::{FOLLOW_LIMIT, MAX_BYTES, tail};
-pub use select::{Choice, choose};
-pub use trust::{APISERVICE, SECRET};
-
 use crate::aap::AapClient;
 
 /// Why the logs API could not start.
 #[derive(Debug, thiserror::Error)]
-pub enum LogsError {
+pub(crate) enum LogsError {
     #[error("{0}")]
     Setup(String),
     #[error("cannot listen on {addr} for the logs API (CLOUDKIT_LOGS_ADDR): {source}")]
@@ -31,7 +27,7 @@ pub enum LogsError {
 
 /// Sets up trust (front-proxy CA, serving certificate, APIService caBundle), then serves
 /// until the process ends.
-pub async fn serve(
+pub(crate) async fn serve(
     client: kube::Client,
     aap: Option<AapClient>,
     addr: SocketAddr,
