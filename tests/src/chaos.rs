@@ -25,6 +25,7 @@ use crate::aap_sim::{
 };
 use crate::bed::{
     DEPROVISION_TEMPLATE, DEPROVISION_TEMPLATE_ID, PROVISION_TEMPLATE, PROVISION_TEMPLATE_ID,
+    simulator_env,
 };
 use crate::bench::runner::proc_stats;
 use crate::control_plane::ControlPlane;
@@ -569,32 +570,22 @@ fn start_runner(
 ) -> anyhow::Result<RunnerProcess> {
     let token_file = dir.join("token");
     std::fs::write(&token_file, DEFAULT_TOKEN)?;
-    let env: Vec<(String, String)> = [
-        ("CLOUDKIT_AAP_URL", aap.base_url()),
-        ("CLOUDKIT_AAP_TOKEN_FILE", token_file.display().to_string()),
-        ("CLOUDKIT_AAP_PROVISION_TEMPLATE", PROVISION_TEMPLATE.into()),
-        (
-            "CLOUDKIT_AAP_DEPROVISION_TEMPLATE",
-            DEPROVISION_TEMPLATE.into(),
-        ),
-        ("CLOUDKIT_AAP_STATUS_POLL_INTERVAL", "500ms".into()),
-        ("CLOUDKIT_COMPUTE_INSTANCE_NAMESPACE", ns.to_string()),
-        ("CLOUDKIT_MAX_JOB_HISTORY", MAX_HISTORY.to_string()),
-        ("CLOUDKIT_RETRY_BASE", "1s".into()),
-        ("CLOUDKIT_RETRY_MAX", "4s".into()),
-        ("CLOUDKIT_CANCEL_DEADLINE", "6s".into()),
-        ("CLOUDKIT_RESTART_DEADLINE", "30s".into()),
-        ("CLOUDKIT_HTTP_TIMEOUT", "3s".into()),
-        ("CLOUDKIT_METRICS_ADDR", "127.0.0.1:0".into()),
-        ("CLOUDKIT_LOGS_ADDR", "off".into()),
-        ("CLOUDKIT_LEASE_NAMESPACE", ns.to_string()),
-        ("CLOUDKIT_LEASE_DURATION", "4s".into()),
-        ("POD_NAME", "runner-chaos".into()),
-        ("CLOUDKIT_LOG", "info".into()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
+    // The bed's settings, then what the chaos run changes: a shorter cancel deadline and
+    // HTTP timeout (slow answers are faults here), a longer restart deadline (the runner is
+    // killed often), a fast poll and a small history. Later entries win.
+    let mut env = simulator_env(&aap.base_url(), &token_file, ns);
+    env.extend(
+        [
+            ("CLOUDKIT_AAP_STATUS_POLL_INTERVAL", "500ms"),
+            ("CLOUDKIT_MAX_JOB_HISTORY", &MAX_HISTORY.to_string()),
+            ("CLOUDKIT_CANCEL_DEADLINE", "6s"),
+            ("CLOUDKIT_RESTART_DEADLINE", "30s"),
+            ("CLOUDKIT_HTTP_TIMEOUT", "3s"),
+            ("POD_NAME", "runner-chaos"),
+            ("CLOUDKIT_LOG", "info"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
     Ok(RunnerProcess::start(
         cp.kubeconfig_path(),
         env,

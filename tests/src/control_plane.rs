@@ -109,6 +109,22 @@ impl Running {
     }
 }
 
+/// A server the tests may restart.
+#[derive(Clone, Copy)]
+enum Server {
+    ApiServer,
+    Etcd,
+}
+
+impl Server {
+    fn process(self, running: &mut Running) -> &mut ServerProcess {
+        match self {
+            Server::ApiServer => &mut running.apiserver,
+            Server::Etcd => &mut running.etcd,
+        }
+    }
+}
+
 static SHARED: tokio::sync::OnceCell<Result<ControlPlane, String>> =
     tokio::sync::OnceCell::const_new();
 
@@ -340,14 +356,7 @@ impl ControlPlane {
     /// same port with the same etcd, and waits until it is ready: what a control-plane
     /// upgrade or crash looks like to clients.
     pub async fn restart_apiserver(&self, down_for: Duration) -> Result<(), Error> {
-        self.with_running(|r| r.apiserver.kill())?;
-        tokio::time::sleep(down_for).await;
-        let (binary, args) = &self.apiserver_command;
-        let log = self.dir.join("kube-apiserver-restarted.log");
-        let fresh = ServerProcess::start("kube-apiserver", binary, args, log)?;
-        self.with_running(|r| r.apiserver = fresh)?;
-        let client = self.client().await?;
-        self.wait_ready(&client).await
+        self.restart(Server::ApiServer, down_for).await
     }
 
     /// Kills etcd (SIGKILL), keeps it down for `down_for`, starts it again on the same
@@ -355,12 +364,19 @@ impl ControlPlane {
     /// etcd crash or member restart looks like. The API server stays up meanwhile and
     /// answers with errors, as it would in a cluster.
     pub async fn restart_etcd(&self, down_for: Duration) -> Result<(), Error> {
-        self.with_running(|r| r.etcd.kill())?;
+        self.restart(Server::Etcd, down_for).await
+    }
+
+    async fn restart(&self, server: Server, down_for: Duration) -> Result<(), Error> {
+        self.with_running(|r| server.process(r).kill())?;
         tokio::time::sleep(down_for).await;
-        let (binary, args) = &self.etcd_command;
-        let log = self.dir.join("etcd-restarted.log");
-        let fresh = ServerProcess::start("etcd", binary, args, log)?;
-        self.with_running(|r| r.etcd = fresh)?;
+        let (name, (binary, args)) = match server {
+            Server::ApiServer => ("kube-apiserver", &self.apiserver_command),
+            Server::Etcd => ("etcd", &self.etcd_command),
+        };
+        let log = self.dir.join(format!("{name}-restarted.log"));
+        let fresh = ServerProcess::start(name, binary, args, log)?;
+        self.with_running(|r| *server.process(r) = fresh)?;
         let client = self.client().await?;
         self.wait_ready(&client).await
     }
