@@ -112,29 +112,31 @@ pub fn verdict(ci: &ComputeInstance, name: &str, request: Timestamp, palette: Pa
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jobs::tests::{instance, job, t, ts};
     use cloudkit_shared::ComputeInstanceStatus;
+    use cloudkit_shared::fixtures::{condition, instance, job, t, ts};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
     fn canceled_cond(status: &str, reason: &str, message: &str) -> Condition {
-        Condition {
-            type_: cond::CANCELED.into(),
-            status: status.into(),
-            reason: reason.into(),
-            message: message.into(),
-            last_transition_time: t("2026-11-22T10:00:00Z"),
-            observed_generation: None,
-        }
+        condition(
+            cond::CANCELED,
+            status,
+            reason,
+            message,
+            t("2026-11-22T10:00:00Z"),
+        )
     }
 
     const REQUEST: &str = "2026-11-22T10:00:00Z";
 
     #[test]
     fn waits_for_the_acknowledgement() {
-        let ci = instance(ComputeInstanceStatus {
-            last_cancel_requested_at: Some(t("2026-11-22T09:00:00Z")),
-            ..Default::default()
-        });
+        let ci = instance(
+            "vm-1",
+            ComputeInstanceStatus {
+                last_cancel_requested_at: Some(t("2026-11-22T09:00:00Z")),
+                ..Default::default()
+            },
+        );
         assert_eq!(
             verdict(&ci, "vm-1", ts(REQUEST), Palette::PLAIN),
             Verdict::Pending("waiting for the runner to acknowledge the cancel".into())
@@ -143,15 +145,18 @@ mod tests {
 
     #[test]
     fn nothing_to_cancel_is_said_clearly() {
-        let ci = instance(ComputeInstanceStatus {
-            last_cancel_requested_at: Some(t(REQUEST)),
-            conditions: vec![canceled_cond(
-                "False",
-                reasons::NOTHING_TO_CANCEL,
-                "cancel requested but no provision job was active; nothing to cancel",
-            )],
-            ..Default::default()
-        });
+        let ci = instance(
+            "vm-1",
+            ComputeInstanceStatus {
+                last_cancel_requested_at: Some(t(REQUEST)),
+                conditions: vec![canceled_cond(
+                    "False",
+                    reasons::NOTHING_TO_CANCEL,
+                    "cancel requested but no provision job was active; nothing to cancel",
+                )],
+                ..Default::default()
+            },
+        );
         assert_eq!(
             verdict(&ci, "vm-1", ts(REQUEST), Palette::PLAIN),
             Verdict::Done(
@@ -167,7 +172,7 @@ mod tests {
             Some("42"),
             JobType::Provision,
             JobState::Running,
-            "2026-11-22T09:59:00Z",
+            t("2026-11-22T09:59:00Z"),
         );
         j.cancel_requested_at = Some(t(REQUEST));
         j.message = "cancel requested: canceled by request".into();
@@ -183,7 +188,7 @@ mod tests {
         };
         assert_eq!(
             verdict(
-                &instance(status.clone()),
+                &instance("vm-1", status.clone()),
                 "vm-1",
                 ts(REQUEST),
                 Palette::PLAIN
@@ -195,7 +200,7 @@ mod tests {
         status.jobs[0].state = JobState::Canceled;
         assert_eq!(
             verdict(
-                &instance(status.clone()),
+                &instance("vm-1", status.clone()),
                 "vm-1",
                 ts(REQUEST),
                 Palette::PLAIN
@@ -204,14 +209,19 @@ mod tests {
         );
         status.jobs[0].state = JobState::Succeeded;
         assert!(matches!(
-            verdict(&instance(status), "vm-1", ts(REQUEST), Palette::PLAIN),
+            verdict(&instance("vm-1", status), "vm-1", ts(REQUEST), Palette::PLAIN),
             Verdict::Failed(m) if m.contains("succeeded before the cancel took effect")
         ));
     }
 
     #[test]
     fn announcements() {
-        let j = job(Some("42"), JobType::Provision, JobState::Running, REQUEST);
+        let j = job(
+            Some("42"),
+            JobType::Provision,
+            JobState::Running,
+            t(REQUEST),
+        );
         assert_eq!(
             announcement("vm-1", Some(&j), false),
             r#"cancel requested for provision job 42 of computeinstance "vm-1""#

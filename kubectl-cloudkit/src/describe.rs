@@ -254,7 +254,8 @@ fn indent(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jobs::tests::{history, t};
+    use crate::jobs::tests::history;
+    use cloudkit_shared::fixtures::{self, t};
     use cloudkit_shared::{ComputeInstanceSpec, Phase, VirtualMachineReference};
 
     fn now() -> Timestamp {
@@ -262,14 +263,7 @@ mod tests {
     }
 
     fn condition(type_: &str, status: &str, reason: &str, message: &str) -> Condition {
-        Condition {
-            type_: type_.into(),
-            status: status.into(),
-            reason: reason.into(),
-            message: message.into(),
-            last_transition_time: t("2026-11-22T10:04:17Z"),
-            observed_generation: Some(1),
-        }
+        fixtures::condition(type_, status, reason, message, t("2026-11-22T10:04:17Z"))
     }
 
     fn sample() -> ComputeInstance {

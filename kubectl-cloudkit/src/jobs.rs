@@ -204,47 +204,8 @@ pub fn progress_line(job: &JobEntry, palette: Palette) -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use cloudkit_shared::fixtures::{job, t};
     use cloudkit_shared::{JobProvider, JobState, JobType};
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-
-    pub fn ts(s: &str) -> k8s_openapi::jiff::Timestamp {
-        s.parse().unwrap()
-    }
-
-    /// An instance `vm-1` with this status.
-    pub fn instance(
-        status: cloudkit_shared::ComputeInstanceStatus,
-    ) -> cloudkit_shared::ComputeInstance {
-        let mut ci = cloudkit_shared::ComputeInstance::new("vm-1", Default::default());
-        ci.status = Some(status);
-        ci
-    }
-
-    pub fn t(s: &str) -> Time {
-        Time(s.parse().unwrap())
-    }
-
-    pub fn job(id: Option<&str>, job_type: JobType, state: JobState, created: &str) -> JobEntry {
-        JobEntry {
-            job_id: id.map(str::to_string),
-            job_type,
-            state,
-            timestamp: t(created),
-            start_time: None,
-            finish_time: None,
-            message: String::new(),
-            reason: None,
-            provider: JobProvider::Aap,
-            correlation_key: format!("uid:{job_type}:{created}"),
-            config_version: None,
-            requested_at: None,
-            cancel_requested_at: None,
-            vmi_uid: None,
-            block_deletion_on_failure: false,
-            failure: None,
-            url: None,
-        }
-    }
 
     /// A history that exercises every column: finished, failed, canceled, running, launching.
     pub fn history() -> Vec<JobEntry> {
@@ -252,7 +213,7 @@ pub(crate) mod tests {
             Some("101"),
             JobType::Provision,
             JobState::Succeeded,
-            "2026-11-22T10:00:00Z",
+            t("2026-11-22T10:00:00Z"),
         );
         provision.start_time = Some(t("2026-11-22T10:00:05Z"));
         provision.finish_time = Some(t("2026-11-22T10:04:17Z"));
@@ -263,7 +224,7 @@ pub(crate) mod tests {
             Some("102"),
             JobType::Provision,
             JobState::Failed,
-            "2026-11-22T10:10:00Z",
+            t("2026-11-22T10:10:00Z"),
         );
         failed.finish_time = Some(t("2026-11-22T10:10:30Z"));
         failed.message = "template not found".into();
@@ -273,7 +234,7 @@ pub(crate) mod tests {
             Some("eda-webhook-3"),
             JobType::Provision,
             JobState::Canceled,
-            "2026-11-22T10:20:00Z",
+            t("2026-11-22T10:20:00Z"),
         );
         canceled.provider = JobProvider::Eda;
         canceled.start_time = Some(t("2026-11-22T10:20:01Z"));
@@ -284,7 +245,7 @@ pub(crate) mod tests {
             Some("restart-1"),
             JobType::Restart,
             JobState::Running,
-            "2026-11-22T11:50:00Z",
+            t("2026-11-22T11:50:00Z"),
         );
         restart.provider = JobProvider::Kubevirt;
         restart.start_time = Some(t("2026-11-22T11:50:00Z"));
@@ -294,7 +255,7 @@ pub(crate) mod tests {
             None,
             JobType::Deprovision,
             JobState::Pending,
-            "2026-11-22T11:59:00Z",
+            t("2026-11-22T11:59:00Z"),
         );
         launching.message = "deprovision requested; launching".into();
         vec![provision, failed, canceled, restart, launching]
@@ -359,7 +320,7 @@ eda-webhook-3   provision     Canceled    99m       1m0s       eda        -     
             Some("1"),
             JobType::Provision,
             JobState::Failed,
-            "2026-11-22T11:00:00Z",
+            t("2026-11-22T11:00:00Z"),
         );
         j.message = "x".repeat(200);
         let narrow = table(std::slice::from_ref(&j), now(), false, Palette::PLAIN);
@@ -387,13 +348,13 @@ eda-webhook-3   provision     Canceled    99m       1m0s       eda        -     
             Some("a"),
             JobType::Provision,
             JobState::Failed,
-            "2026-11-22T11:00:00Z",
+            t("2026-11-22T11:00:00Z"),
         );
         let b = job(
             Some("b"),
             JobType::Restart,
             JobState::Failed,
-            "2026-11-22T11:00:00Z",
+            t("2026-11-22T11:00:00Z"),
         );
         let ids: Vec<_> = newest_first(&[a, b])
             .iter()
@@ -421,7 +382,7 @@ eda-webhook-3   provision     Canceled    99m       1m0s       eda        -     
             Some("42"),
             JobType::Provision,
             JobState::Failed,
-            "2026-11-22T10:10:00Z",
+            t("2026-11-22T10:10:00Z"),
         );
         j.failure = Some(cloudkit_shared::JobFailure {
             play: "p".into(),

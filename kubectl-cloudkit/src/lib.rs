@@ -204,7 +204,7 @@ mod tests {
             ComputeInstanceSpec {
                 template_id: "t".into(),
                 template_parameters: Some(r#"{"cpu": 2, "note": "a: b\nc"}"#.into()),
-                restart_requested_at: Some(crate::jobs::tests::t("2026-11-22T10:00:00Z")),
+                restart_requested_at: Some(cloudkit_shared::fixtures::t("2026-11-22T10:00:00Z")),
                 ..Default::default()
             },
         );

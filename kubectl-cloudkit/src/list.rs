@@ -125,7 +125,8 @@ pub fn table(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jobs::tests::{history, t};
+    use crate::jobs::tests::history;
+    use cloudkit_shared::fixtures::t;
     use cloudkit_shared::{ComputeInstanceSpec, ComputeInstanceStatus, Phase};
 
     fn now() -> Timestamp {

@@ -95,8 +95,8 @@ pub fn verdict(ci: &ComputeInstance, name: &str, request: Timestamp, palette: Pa
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jobs::tests::{instance, job, t};
     use cloudkit_shared::ComputeInstanceStatus;
+    use cloudkit_shared::fixtures::{instance, job, t};
 
     const REQUEST: &str = "2026-11-22T10:00:00Z";
 
@@ -110,17 +110,20 @@ mod tests {
             Some("41"),
             JobType::Provision,
             JobState::Canceled,
-            "2026-11-22T09:00:00Z",
+            t("2026-11-22T09:00:00Z"),
         );
-        let ci = instance(ComputeInstanceStatus {
-            jobs: vec![old.clone()],
-            ..Default::default()
-        });
+        let ci = instance(
+            "vm-1",
+            ComputeInstanceStatus {
+                jobs: vec![old.clone()],
+                ..Default::default()
+            },
+        );
         assert_eq!(
             verdict(&ci, "vm-1", request(), Palette::PLAIN),
             Verdict::Pending("waiting for the runner to acknowledge the request".into())
         );
-        let mut new = job(None, JobType::Provision, JobState::Pending, REQUEST);
+        let mut new = job(None, JobType::Provision, JobState::Pending, t(REQUEST));
         new.requested_at = Some(t(REQUEST));
         new.message = "provision requested; launching".into();
         let mut status = ComputeInstanceStatus {
@@ -129,20 +132,30 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            verdict(&instance(status.clone()), "vm-1", request(), Palette::PLAIN),
+            verdict(
+                &instance("vm-1", status.clone()),
+                "vm-1",
+                request(),
+                Palette::PLAIN
+            ),
             Verdict::Pending("provision job: Pending: provision requested; launching".into())
         );
         status.jobs[1].job_id = Some("43".into());
         status.jobs[1].state = JobState::Succeeded;
         assert_eq!(
-            verdict(&instance(status.clone()), "vm-1", request(), Palette::PLAIN),
+            verdict(
+                &instance("vm-1", status.clone()),
+                "vm-1",
+                request(),
+                Palette::PLAIN
+            ),
             Verdict::Done(r#"provision job 43 of computeinstance "vm-1" succeeded"#.into())
         );
         status.jobs[1].state = JobState::Failed;
         status.jobs[1].reason = Some("TemplateNotFound".into());
         status.jobs[1].message = "no template".into();
         assert_eq!(
-            verdict(&instance(status), "vm-1", request(), Palette::PLAIN),
+            verdict(&instance("vm-1", status), "vm-1", request(), Palette::PLAIN),
             Verdict::Failed(
                 r#"provision job 43 of computeinstance "vm-1" failed (TemplateNotFound): no template"#
                     .into()
@@ -152,7 +165,7 @@ mod tests {
 
     #[test]
     fn announcement_mentions_an_active_job() {
-        let j = job(Some("7"), JobType::Provision, JobState::Running, REQUEST);
+        let j = job(Some("7"), JobType::Provision, JobState::Running, t(REQUEST));
         assert_eq!(
             announcement("vm-1", Some(&j)),
             r#"provision requested for computeinstance "vm-1"; provision job 7 is already Running, so the runner will not launch another"#

@@ -156,12 +156,11 @@ pub fn verdict(ci: &ComputeInstance, name: &str, request: Timestamp, palette: Pa
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jobs::tests::{instance, job, t, ts};
     use cloudkit_shared::ComputeInstanceStatus;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+    use cloudkit_shared::fixtures::{condition, instance, job, t, ts};
 
     fn restart_job(state: JobState, requested: &str) -> JobEntry {
-        let mut j = job(Some("restart-1"), JobType::Restart, state, requested);
+        let mut j = job(Some("restart-1"), JobType::Restart, state, t(requested));
         j.requested_at = Some(t(requested));
         j
     }
@@ -226,11 +225,14 @@ mod tests {
         let request = ts("2026-11-22T10:00:00Z");
         let mut j = restart_job(JobState::Succeeded, "2026-11-22T10:00:00Z");
         j.message = "VMI a replaced by running VMI b".into();
-        let ci = instance(ComputeInstanceStatus {
-            last_restarted_at: Some(t("2026-11-22T10:00:00Z")),
-            jobs: vec![j],
-            ..Default::default()
-        });
+        let ci = instance(
+            "vm-1",
+            ComputeInstanceStatus {
+                last_restarted_at: Some(t("2026-11-22T10:00:00Z")),
+                jobs: vec![j],
+                ..Default::default()
+            },
+        );
         assert_eq!(
             verdict(&ci, "vm-1", request, Palette::PLAIN),
             Verdict::Done(
@@ -245,10 +247,13 @@ mod tests {
         let mut j = restart_job(JobState::Failed, "2026-11-22T10:00:00Z");
         j.reason = Some("NoVMReference".into());
         j.message = "no VirtualMachine is known".into();
-        let ci = instance(ComputeInstanceStatus {
-            jobs: vec![j],
-            ..Default::default()
-        });
+        let ci = instance(
+            "vm-1",
+            ComputeInstanceStatus {
+                jobs: vec![j],
+                ..Default::default()
+            },
+        );
         assert_eq!(
             verdict(&ci, "vm-1", request, Palette::PLAIN),
             Verdict::Failed(
@@ -264,46 +269,41 @@ mod tests {
         ));
     }
 
-    fn condition(type_: &str, status: &str, reason: &str, message: &str, at: &str) -> Condition {
-        Condition {
-            type_: type_.into(),
-            status: status.into(),
-            reason: reason.into(),
-            message: message.into(),
-            last_transition_time: t(at),
-            observed_generation: None,
-        }
-    }
-
     #[test]
     fn restart_failed_condition_counts_only_after_the_request() {
         let request = ts("2026-11-22T10:00:00Z");
-        let fresh = instance(ComputeInstanceStatus {
-            conditions: vec![condition(
-                cond::RESTART_FAILED,
-                "True",
-                reasons::RESTART_TIMEOUT,
-                "no new VMI",
-                "2026-11-22T10:05:00Z",
-            )],
-            ..Default::default()
-        });
+        let fresh = instance(
+            "vm-1",
+            ComputeInstanceStatus {
+                conditions: vec![condition(
+                    cond::RESTART_FAILED,
+                    "True",
+                    reasons::RESTART_TIMEOUT,
+                    "no new VMI",
+                    t("2026-11-22T10:05:00Z"),
+                )],
+                ..Default::default()
+            },
+        );
         assert_eq!(
             verdict(&fresh, "vm-1", request, Palette::PLAIN),
             Verdict::Failed(
                 r#"restart of computeinstance "vm-1" failed (RestartTimeout): no new VMI"#.into()
             )
         );
-        let stale = instance(ComputeInstanceStatus {
-            conditions: vec![condition(
-                cond::RESTART_FAILED,
-                "True",
-                reasons::RESTART_TIMEOUT,
-                "no new VMI",
-                "2026-11-21T10:05:00Z",
-            )],
-            ..Default::default()
-        });
+        let stale = instance(
+            "vm-1",
+            ComputeInstanceStatus {
+                conditions: vec![condition(
+                    cond::RESTART_FAILED,
+                    "True",
+                    reasons::RESTART_TIMEOUT,
+                    "no new VMI",
+                    t("2026-11-21T10:05:00Z"),
+                )],
+                ..Default::default()
+            },
+        );
         assert_eq!(
             verdict(&stale, "vm-1", request, Palette::PLAIN),
             Verdict::Pending("waiting for the runner to pick up the request".into())
@@ -313,26 +313,32 @@ mod tests {
     #[test]
     fn progress_follows_schedule_then_job() {
         let request = ts("2026-11-22T10:00:00Z");
-        let scheduled = instance(ComputeInstanceStatus {
-            conditions: vec![condition(
-                cond::RESTART_SCHEDULED,
-                "True",
-                "RestartScheduled",
-                "restart scheduled for 2026-11-22T10:00:00Z",
-                "2026-11-22T09:00:00Z",
-            )],
-            ..Default::default()
-        });
+        let scheduled = instance(
+            "vm-1",
+            ComputeInstanceStatus {
+                conditions: vec![condition(
+                    cond::RESTART_SCHEDULED,
+                    "True",
+                    "RestartScheduled",
+                    "restart scheduled for 2026-11-22T10:00:00Z",
+                    t("2026-11-22T09:00:00Z"),
+                )],
+                ..Default::default()
+            },
+        );
         assert_eq!(
             verdict(&scheduled, "vm-1", request, Palette::PLAIN),
             Verdict::Pending("restart scheduled for 2026-11-22T10:00:00Z".into())
         );
         let mut j = restart_job(JobState::Running, "2026-11-22T10:00:00Z");
         j.message = "deleted VMI a".into();
-        let running = instance(ComputeInstanceStatus {
-            jobs: vec![j],
-            ..Default::default()
-        });
+        let running = instance(
+            "vm-1",
+            ComputeInstanceStatus {
+                jobs: vec![j],
+                ..Default::default()
+            },
+        );
         assert_eq!(
             verdict(&running, "vm-1", request, Palette::PLAIN),
             Verdict::Pending("restart job restart-1: Running: deleted VMI a".into())
@@ -341,11 +347,14 @@ mod tests {
 
     #[test]
     fn last_request_is_the_later_of_ack_and_served_job() {
-        let ci = instance(ComputeInstanceStatus {
-            last_restarted_at: Some(t("2026-11-22T09:00:00Z")),
-            jobs: vec![restart_job(JobState::Failed, "2026-11-22T09:30:00Z")],
-            ..Default::default()
-        });
+        let ci = instance(
+            "vm-1",
+            ComputeInstanceStatus {
+                last_restarted_at: Some(t("2026-11-22T09:00:00Z")),
+                jobs: vec![restart_job(JobState::Failed, "2026-11-22T09:30:00Z")],
+                ..Default::default()
+            },
+        );
         assert_eq!(last_request(&ci), Some(ts("2026-11-22T09:30:00Z")));
     }
 }

@@ -140,8 +140,8 @@ pub fn table(stats: &Stats, palette: Palette) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jobs::tests::{job, t};
     use cloudkit_shared::ComputeInstanceStatus;
+    use cloudkit_shared::fixtures::{instance, job, t};
 
     fn done(
         job_type: JobType,
@@ -151,20 +151,21 @@ mod tests {
         start: Option<&str>,
         finish: &str,
     ) -> cloudkit_shared::JobEntry {
-        let mut j = job(Some("1"), job_type, state, created);
+        let mut j = job(Some("1"), job_type, state, t(created));
         j.provider = provider;
         j.start_time = start.map(t);
         j.finish_time = Some(t(finish));
         j
     }
 
-    fn instance(jobs: Vec<cloudkit_shared::JobEntry>) -> ComputeInstance {
-        let mut ci = ComputeInstance::new("x", Default::default());
-        ci.status = Some(ComputeInstanceStatus {
-            jobs,
-            ..Default::default()
-        });
-        ci
+    fn with_jobs(jobs: Vec<cloudkit_shared::JobEntry>) -> ComputeInstance {
+        instance(
+            "x",
+            ComputeInstanceStatus {
+                jobs,
+                ..Default::default()
+            },
+        )
     }
 
     fn sample() -> Vec<ComputeInstance> {
@@ -173,7 +174,7 @@ mod tests {
         use JobType::{Deprovision, Provision, Restart};
         let base = "2026-11-22T10:00:00Z";
         vec![
-            instance(vec![
+            with_jobs(vec![
                 // 60s, measured from the start.
                 done(
                     Provision,
@@ -203,7 +204,7 @@ mod tests {
                     "2026-11-22T10:00:30Z",
                 ),
             ]),
-            instance(vec![
+            with_jobs(vec![
                 done(
                     Provision,
                     Aap,
@@ -229,7 +230,7 @@ mod tests {
                     "2026-11-22T10:00:30Z",
                 ),
             ]),
-            instance(vec![]),
+            with_jobs(vec![]),
         ]
     }
 

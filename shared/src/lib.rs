@@ -4,6 +4,8 @@
 pub mod conditions;
 pub mod config_version;
 pub mod eda;
+#[cfg(feature = "fixtures")]
+pub mod fixtures;
 pub mod instance;
 pub mod jobs;
 pub mod management;

@@ -22,6 +22,7 @@ use std::time::Duration;
 use cloudkit_shared::conditions as cond;
 use cloudkit_shared::config_version::desired_config_version;
 use cloudkit_shared::eda::{self, EdaSigns};
+use cloudkit_shared::fixtures;
 use cloudkit_shared::jobs::JobUpdate;
 use cloudkit_shared::plan::{
     Effect, JobObservation, Observed, Outcome, Plan, Policy, ProviderKind, TenantInfo, VmInfo,
@@ -827,23 +828,13 @@ fn arb_outcome() -> impl Strategy<Value = Outcome> {
 fn a_cancel_failure_event_is_one_line() {
     let mut status = ComputeInstanceStatus::default();
     let job = JobEntry {
-        job_id: Some("7".into()),
-        job_type: JobType::Provision,
-        state: JobState::Running,
-        timestamp: Time(Timestamp::from_second(BASE).unwrap()),
-        start_time: None,
-        finish_time: None,
-        message: String::new(),
-        reason: None,
-        provider: JobProvider::Aap,
         correlation_key: "k".into(),
-        config_version: None,
-        requested_at: None,
-        cancel_requested_at: None,
-        vmi_uid: None,
-        block_deletion_on_failure: false,
-        failure: None,
-        url: None,
+        ..fixtures::job(
+            Some("7"),
+            JobType::Provision,
+            JobState::Running,
+            Time(Timestamp::from_second(BASE).unwrap()),
+        )
     };
     status.jobs.push(job);
     let notes = apply_outcome(
@@ -862,23 +853,14 @@ fn a_cancel_failure_event_is_one_line() {
 #[test]
 fn the_next_eda_job_id_does_not_overflow() {
     let mut job = JobEntry {
-        job_id: Some(format!("eda-webhook-{}", u64::MAX)),
-        job_type: JobType::Provision,
-        state: JobState::Succeeded,
-        timestamp: Time(Timestamp::from_second(BASE).unwrap()),
-        start_time: None,
-        finish_time: None,
-        message: String::new(),
-        reason: None,
         provider: JobProvider::Eda,
         correlation_key: "k".into(),
-        config_version: None,
-        requested_at: None,
-        cancel_requested_at: None,
-        vmi_uid: None,
-        block_deletion_on_failure: false,
-        failure: None,
-        url: None,
+        ..fixtures::job(
+            Some(&format!("eda-webhook-{}", u64::MAX)),
+            JobType::Provision,
+            JobState::Succeeded,
+            Time(Timestamp::from_second(BASE).unwrap()),
+        )
     };
     let next = std::panic::catch_unwind(|| cloudkit_shared::jobs::next_eda_job_id(&[job.clone()]));
     assert!(next.is_ok(), "next_eda_job_id panicked");
@@ -905,23 +887,13 @@ fn a_restart_request_during_a_restart_does_not_orphan_the_first() {
     );
     ci.metadata.uid = Some("uid".into());
     let restart = JobEntry {
-        job_id: None,
-        job_type: JobType::Restart,
-        state: JobState::Running,
-        timestamp: at(10),
         start_time: Some(at(10)),
-        finish_time: None,
         message: "deleted VMI vmi-a; waiting for KubeVirt to start a new one".into(),
-        reason: None,
         provider: JobProvider::Kubevirt,
         correlation_key: "uid:restart:10".into(),
-        config_version: None,
         requested_at: Some(at(10)),
-        cancel_requested_at: None,
         vmi_uid: Some("vmi-a".into()),
-        block_deletion_on_failure: false,
-        failure: None,
-        url: None,
+        ..fixtures::job(None, JobType::Restart, JobState::Running, at(10))
     };
     ci.status = Some(ComputeInstanceStatus {
         jobs: vec![restart],
@@ -979,23 +951,13 @@ fn a_clock_behind_the_history_does_not_launch_a_second_deprovision() {
     ci.metadata.deletion_timestamp = Some(at(0));
     ci.status = Some(ComputeInstanceStatus {
         jobs: vec![JobEntry {
-            job_id: Some("7".into()),
-            job_type: JobType::Deprovision,
-            state: JobState::Failed,
-            timestamp: at(100),
             start_time: Some(at(100)),
             finish_time: Some(at(110)),
             message: "failed".into(),
             reason: Some(reasons::JOB_FAILED.into()),
-            provider: JobProvider::Aap,
             correlation_key: "uid:deprovision:0:100000".into(),
-            config_version: None,
-            requested_at: None,
-            cancel_requested_at: None,
-            vmi_uid: None,
             block_deletion_on_failure: true,
-            failure: None,
-            url: None,
+            ..fixtures::job(Some("7"), JobType::Deprovision, JobState::Failed, at(100))
         }],
         ..Default::default()
     });
@@ -1042,23 +1004,12 @@ fn a_restart_past_its_deadline_is_not_both_timed_out_and_restarted() {
     ci.metadata.uid = Some("uid".into());
     ci.status = Some(ComputeInstanceStatus {
         jobs: vec![JobEntry {
-            job_id: None,
-            job_type: JobType::Restart,
-            state: JobState::Pending,
-            timestamp: at(0),
-            start_time: None,
-            finish_time: None,
             message: "restart requested; deleting VMI vmi-a".into(),
-            reason: None,
             provider: JobProvider::Kubevirt,
             correlation_key: "uid:restart:0".into(),
-            config_version: None,
             requested_at: Some(at(0)),
-            cancel_requested_at: None,
             vmi_uid: Some("vmi-a".into()),
-            block_deletion_on_failure: false,
-            failure: None,
-            url: None,
+            ..fixtures::job(None, JobType::Restart, JobState::Pending, at(0))
         }],
         virtual_machine_reference: Some(VirtualMachineReference {
             namespace: "ns".into(),

@@ -85,14 +85,17 @@ pub async fn run(kubeconfig: &Path, args: &[&str]) -> anyhow::Result<KubectlRun>
     let child = command(kubeconfig, args)?
         .spawn()
         .context("start kubectl")?;
+    finish(child)
+        .await
+        .with_context(|| format!("kubectl {}", args.join(" ")))
+}
+
+/// Waits, for at most [`KUBECTL_RUN`], for a kubectl started from [`command`] to end and
+/// collects what it printed.
+pub async fn finish(child: tokio::process::Child) -> anyhow::Result<KubectlRun> {
     let output = tokio::time::timeout(KUBECTL_RUN, child.wait_with_output())
         .await
-        .with_context(|| {
-            format!(
-                "kubectl {} did not finish in {KUBECTL_RUN:?}",
-                args.join(" ")
-            )
-        })?
+        .with_context(|| format!("kubectl did not finish in {KUBECTL_RUN:?}"))?
         .context("wait for kubectl")?;
     Ok(KubectlRun {
         code: output.status.code().unwrap_or(-1),

@@ -5,6 +5,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 /// Why the runner could not be built or started.
 #[derive(Debug, thiserror::Error)]
@@ -117,7 +118,7 @@ impl RunnerProcess {
     }
 
     /// SIGTERM, then wait for a clean exit (or SIGKILL after `grace`).
-    pub fn terminate(&mut self, grace: std::time::Duration) -> Option<std::process::ExitStatus> {
+    pub fn terminate(&mut self, grace: Duration) -> Option<std::process::ExitStatus> {
         let mut child = self.child.take()?;
         // SAFETY: kill(2) on our own child's pid has no memory effects.
         unsafe {
@@ -128,7 +129,7 @@ impl RunnerProcess {
             if let Ok(Some(status)) = child.try_wait() {
                 return Some(status);
             }
-            std::thread::sleep(std::time::Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(50));
         }
         let _ = child.kill();
         child.wait().ok()
@@ -168,10 +169,56 @@ impl RunnerProcess {
     pub fn log_path(&self) -> &Path {
         &self.log
     }
+
+    /// Waits until the log (of any start) holds `needle`; after `timeout`, fails with
+    /// the log.
+    pub async fn wait_for_log(&self, needle: &str, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        while !self.logs().contains(needle) {
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "no {needle:?} in the runner's log within {timeout:?}:\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(())
+    }
 }
 
 impl Drop for RunnerProcess {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// The line the runner logs once its health and metrics server listens.
+pub const METRICS_LISTENING: &str = "health and metrics server listening";
+
+/// The address the runner's last start serves `/healthz`, `/readyz` and `/metrics` on,
+/// from its JSON log (`logs` may hold several starts).
+pub fn metrics_addr(logs: &str) -> Option<String> {
+    logs.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["fields"]["message"] == METRICS_LISTENING)
+        .filter_map(|v| v["fields"]["addr"].as_str().map(String::from))
+        .next_back()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_metrics_address_is_the_last_starts_from_the_json_log() {
+        let line = |port: u16| {
+            format!(
+                "{{\"level\":\"INFO\",\"fields\":{{\"message\":\"{METRICS_LISTENING}\",\"addr\":\"127.0.0.1:{port}\"}}}}\n"
+            )
+        };
+        assert_eq!(metrics_addr(&line(4321)).as_deref(), Some("127.0.0.1:4321"));
+        let restarted = format!("{}not json\n{}", line(4321), line(4322));
+        assert_eq!(metrics_addr(&restarted).as_deref(), Some("127.0.0.1:4322"));
+        assert_eq!(metrics_addr("not json\n"), None);
     }
 }

@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use cloudkit_testbed::aap_sim::*;
 use cloudkit_testbed::ansible_env;
+use cloudkit_testbed::wait::ANSIBLE as WAIT;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-const WAIT: Duration = Duration::from_secs(120);
 const GREET: u64 = 7;
 const FAIL: u64 = 8;
 const SLEEP: u64 = 9;

@@ -12,10 +12,9 @@ use cloudkit_shared::JobState;
 use cloudkit_shared::names::CORRELATION_EXTRA_VAR;
 use cloudkit_shared::reasons;
 use cloudkit_testbed::aap_sim::*;
+use cloudkit_testbed::wait::SIMULATOR as WAIT;
 use k8s_openapi::jiff::Timestamp;
 use serde_json::{Value, json};
-
-const WAIT: Duration = Duration::from_secs(10);
 
 const PROVISION: u64 = 7;
 const DEPROVISION: u64 = 8;

@@ -3,11 +3,11 @@
 use std::time::{Duration, Instant};
 
 use cloudkit_testbed::aap_sim::*;
+use cloudkit_testbed::wait::SIMULATOR as WAIT;
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, LOCATION};
 use serde_json::{Value, json};
 
-const WAIT: Duration = Duration::from_secs(10);
 const PROVISION: u64 = 7;
 const DEPROVISION: u64 = 8;
 const WORKFLOW: u64 = 9;

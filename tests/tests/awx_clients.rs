@@ -10,13 +10,13 @@ use std::time::Duration;
 
 use cloudkit_testbed::aap_sim::*;
 use cloudkit_testbed::ansible_env::{self, AnsibleEnv};
+use cloudkit_testbed::wait::ANSIBLE as WAIT;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::process::Command;
 
 /// Bound on one client run; they take seconds.
 const RUN_TIMEOUT: Duration = Duration::from_secs(240);
-const WAIT: Duration = Duration::from_secs(120);
 const PROVISION: u64 = 7;
 const OTHER_PROVISION: u64 = 30;
 const HELD: u64 = 31;

@@ -8,6 +8,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use cloudkit_testbed::control_plane::{ControlPlane, KUBERNETES_VERSION};
+use cloudkit_testbed::kubectl::kubectl_path;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
@@ -378,7 +379,7 @@ async fn kubeconfig_files_work_with_kubectl() {
     let cp = ControlPlane::shared().await.unwrap();
     let ns = cp.test_namespace("kubectl").await.unwrap();
     let kubectl = |kubeconfig: &std::path::Path, args: &[&str]| {
-        std::process::Command::new("kubectl")
+        std::process::Command::new(kubectl_path().unwrap_or_else(|e| panic!("{e:#}")))
             .arg("--kubeconfig")
             .arg(kubeconfig)
             .args(args)

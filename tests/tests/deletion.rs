@@ -9,8 +9,7 @@ use cloudkit_shared::{ComputeInstanceSpec, DeprovisionFailurePolicy, JobState, J
 use cloudkit_testbed::aap_sim::{Fault, JobBehavior, Outcome, Role};
 use cloudkit_testbed::bed::{Bed, DEPROVISION_TEMPLATE_ID, PROVISION_TEMPLATE_ID, quick_job};
 use cloudkit_testbed::deletion::vms_anywhere;
-
-const WAIT: Duration = Duration::from_secs(60);
+use cloudkit_testbed::wait::RUNNER as WAIT;
 
 async fn vms_left(bed: &Bed, name: &str) -> anyhow::Result<usize> {
     vms_anywhere(&bed.client, name).await

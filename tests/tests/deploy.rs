@@ -13,16 +13,18 @@ use clap::CommandFactory;
 use cloudkit_runner::config::Args;
 use cloudkit_shared::{ComputeInstance, Phase};
 use cloudkit_testbed::bed::Bed;
+use cloudkit_testbed::clock::now_secs;
 use cloudkit_testbed::control_plane::ControlPlane;
+use cloudkit_testbed::kubectl::kubectl_path;
 use cloudkit_testbed::kubevirt_sim::{vm_resource, vmi_resource};
 use cloudkit_testbed::runner_process::runner_binary;
+use cloudkit_testbed::wait::RUNNER as WAIT;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding, Subject};
-use k8s_openapi::jiff::Timestamp;
 use kube::api::{
     Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams, WatchEvent,
     WatchParams,
@@ -31,8 +33,6 @@ use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-const KUBECTL: &str = "/usr/bin/kubectl";
-const WAIT: Duration = Duration::from_secs(60);
 /// The RBAC authorizer reads roles from an informer: a new binding takes a moment.
 const RBAC_SETTLE: Duration = Duration::from_secs(10);
 const FIELD_MANAGER: &str = "cloudkit-deploy-test";
@@ -48,7 +48,7 @@ fn manifests_dir() -> PathBuf {
 
 /// `kubectl kustomize manifests/`, one JSON value per object.
 async fn rendered() -> anyhow::Result<Vec<Value>> {
-    let out = tokio::process::Command::new(KUBECTL)
+    let out = tokio::process::Command::new(kubectl_path()?)
         .arg("kustomize")
         .arg(manifests_dir())
         .env_remove("KUBECONFIG")
@@ -111,10 +111,6 @@ where
     Ok(())
 }
 
-fn now_secs() -> Timestamp {
-    Timestamp::from_second(Timestamp::now().as_second()).expect("now is a valid time")
-}
-
 #[tokio::test]
 async fn crd_in_manifests_is_the_checked_in_crd() {
     for file in ["computeinstance.yaml", "tenant.yaml"] {
@@ -137,7 +133,7 @@ async fn kustomization_is_accepted_by_the_api_server() -> anyhow::Result<()> {
     let namespace: Namespace = object(&objects, "Namespace", "cloudkit-system")?;
     apply(&Api::<Namespace>::all(cp.client().await?), &namespace).await?;
 
-    let out = tokio::process::Command::new(KUBECTL)
+    let out = tokio::process::Command::new(kubectl_path()?)
         .args(["apply", "-k"])
         .arg(manifests_dir())
         .args(["--server-side", "--dry-run=server"])
@@ -188,7 +184,7 @@ async fn kustomization_is_accepted_by_the_api_server() -> anyhow::Result<()> {
     assert!(deployments.get_opt("cloudkit-runner").await?.is_none());
 
     // The logs API's objects (their own kustomization: three namespaces).
-    let out = tokio::process::Command::new(KUBECTL)
+    let out = tokio::process::Command::new(kubectl_path()?)
         .args(["apply", "-k"])
         .arg(manifests_dir().join("logs"))
         .args(["--server-side", "--dry-run=server"])

@@ -7,9 +7,8 @@ use std::time::Duration;
 use cloudkit_shared::{JobProvider, JobState, JobType};
 use cloudkit_testbed::bed::Bed;
 use cloudkit_testbed::eda_sim::{Fault, Scope};
+use cloudkit_testbed::wait::RUNNER as WAIT;
 use serde_json::json;
-
-const WAIT: Duration = Duration::from_secs(60);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eda_provisions_and_deprovisions_through_the_resource() -> anyhow::Result<()> {

@@ -5,11 +5,11 @@
 use std::time::{Duration, Instant};
 
 use cloudkit_testbed::eda_sim::*;
+use cloudkit_testbed::wait::SIMULATOR as WAIT;
 use reqwest::StatusCode;
 use reqwest::header::{ALLOW, HeaderMap, LOCATION};
 use serde_json::{Value, json};
 
-const WAIT: Duration = Duration::from_secs(10);
 const STREAM: &str = "6f1c1d4e-93a1-4c4b-9d1e-3b9a3c1f2e10";
 
 /// The body the runner posts: the whole resource, status included.

@@ -14,20 +14,10 @@ use cloudkit_testbed::aap_sim::{Endpoint, Fault};
 use cloudkit_testbed::bed::Bed;
 use cloudkit_testbed::observe::{jobs_of, running};
 use cloudkit_testbed::runner_process::RunnerProcess;
+use cloudkit_testbed::wait::RUNNER as WAIT;
 use kube::ResourceExt;
 use kube::api::{Patch, PatchParams};
 use serde_json::json;
-
-const WAIT: Duration = Duration::from_secs(60);
-
-async fn wait_log(p: &RunnerProcess, needle: &str) -> anyhow::Result<()> {
-    let deadline = Instant::now() + WAIT;
-    while !p.logs().contains(needle) {
-        anyhow::ensure!(Instant::now() < deadline, "no {needle:?} in:\n{}", p.logs());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Ok(())
-}
 
 /// Whether process `pid` is stopped (SIGSTOP), from /proc.
 fn is_stopped(pid: u32) -> bool {
@@ -76,7 +66,9 @@ async fn ex_leader_resumes_and_changes_nothing(prefix: &str, hold: Hold) -> anyh
         }
     };
     bed.start_runner(hook)?;
-    wait_log(bed.runner(), "this replica leads").await?;
+    bed.runner()
+        .wait_for_log("this replica leads", WAIT)
+        .await?;
     let mut env = bed.runner_env(vec![("POD_NAME".into(), "runner-standby".into())]);
     env.retain(|(k, _)| k != "KUBECONFIG");
     let standby = RunnerProcess::start(
@@ -120,7 +112,7 @@ async fn ex_leader_resumes_and_changes_nothing(prefix: &str, hold: Hold) -> anyh
     );
 
     // The standby takes over and does two things the frozen copy does not know of.
-    wait_log(&standby, "this replica leads").await?;
+    standby.wait_for_log("this replica leads", WAIT).await?;
     bed.wait_for("vm-1", "Running under the new leader", WAIT, running)
         .await?;
     bed.patch_spec("vm-1", json!({"templateParameters": r#"{"cpus": 4}"#}))

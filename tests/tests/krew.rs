@@ -22,13 +22,10 @@ fn krew() -> Krew {
     krew::ensure().unwrap()
 }
 
-/// The real kubectl on the machine (the tests need it, as README says).
+/// The real kubectl on the machine (the tests need it, as README says), found as every
+/// test finds it.
 fn kubectl() -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("kubectl"))
-        .find(|p| p.is_file())
-        .expect("kubectl on PATH: the krew tests run krew through the real kubectl")
+    cloudkit_testbed::kubectl::kubectl_path().unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 /// A KREW_ROOT and HOME of its own, and a PATH of exactly: krew's bin directory, the

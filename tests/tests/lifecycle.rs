@@ -8,9 +8,8 @@ use cloudkit_shared::conditions as cond;
 use cloudkit_shared::{JobState, JobType, Phase, reasons};
 use cloudkit_testbed::aap_sim::{Endpoint, Role};
 use cloudkit_testbed::bed::{Bed, PROVISION_TEMPLATE_ID};
+use cloudkit_testbed::wait::RUNNER as WAIT;
 use serde_json::json;
-
-const WAIT: Duration = Duration::from_secs(60);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_reaches_running_with_one_succeeded_provision_job() -> anyhow::Result<()> {

@@ -4,18 +4,17 @@
 //! is cluster-wide.
 
 use std::path::Path;
-use std::time::Duration;
 
 use cloudkit_shared::{ComputeInstance, JobProvider, JobState};
 use cloudkit_testbed::aap_sim::{DEFAULT_TOKEN, FailingTask, JobBehavior, JobStatus};
 use cloudkit_testbed::bed::{Bed, quick_job};
 use cloudkit_testbed::kubectl::{self, KubectlRun};
 use cloudkit_testbed::logs_api;
+use cloudkit_testbed::wait::RUNNER as WAIT;
 use k8s_openapi::api::rbac::v1::{ClusterRole, Role, RoleBinding};
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-const WAIT: Duration = Duration::from_secs(60);
 const FAILING_TASK: &str = "Create the VM";
 const FAILING_MSG: &str = "spec: Required value";
 

@@ -22,11 +22,11 @@ use cloudkit_testbed::bed::{Bed, PROVISION_TEMPLATE_ID, quick_job};
 use cloudkit_testbed::control_plane::crds;
 use cloudkit_testbed::kubevirt_sim;
 use cloudkit_testbed::runner_process::workspace_binary;
+use cloudkit_testbed::wait::SEVERAL as WAIT;
 use k8s_openapi::api::core::v1::Event;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
-const WAIT: Duration = Duration::from_secs(90);
 const TEMPLATE: &str = "osac.templates.ocp_small";
 const PARAMS: &str = r#"{"cpu_cores": 2, "memory": "4Gi"}"#;
 

@@ -2,16 +2,17 @@
 //! discovery on PATH), against the real API server. No runner here: the tests play its
 //! part by writing status through the status subresource.
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::OnceLock;
+use std::path::Path;
 use std::time::Duration;
 
 use cloudkit_shared::conditions as cond;
 use cloudkit_shared::names::PLUGIN_FIELD_MANAGER;
-use cloudkit_shared::{ComputeInstance, ComputeInstanceSpec, JobEntry, reasons};
+use cloudkit_shared::{
+    ComputeInstance, ComputeInstanceSpec, JobEntry, JobState, JobType, fixtures, reasons,
+};
 use cloudkit_testbed::control_plane::{ADMIN_USER, ControlPlane};
-use cloudkit_testbed::runner_process::{target_dir, workspace_binary};
+use cloudkit_testbed::kubectl::{self, KubectlRun as Run};
+use cloudkit_testbed::wait::PLUGIN as WAIT;
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
@@ -19,69 +20,20 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-const KUBECTL_RUN: Duration = Duration::from_secs(60);
-const WAIT: Duration = Duration::from_secs(30);
-
-/// A directory holding only the two plugin binaries, put first on the child's PATH.
-fn plugin_dir() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = target_dir().join("plugin-e2e-path");
-        std::fs::create_dir_all(&dir).expect("create the plugin PATH directory");
-        for bin in ["kubectl-cloudkit", "kubectl_complete-cloudkit"] {
-            let built = workspace_binary("kubectl-cloudkit", bin).expect("build the plugin");
-            let link = dir.join(bin);
-            let _ = std::fs::remove_file(&link);
-            std::os::unix::fs::symlink(&built, &link).expect("link the plugin binary");
-        }
-        dir
-    })
-}
-
-fn kubectl_path() -> PathBuf {
-    std::env::var_os("KUBECTL").map_or_else(|| PathBuf::from("/usr/bin/kubectl"), PathBuf::from)
-}
-
-fn kubectl(kubeconfig: &str, args: &[&str]) -> Command {
-    let path = format!(
-        "{}:{}",
-        plugin_dir().display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let mut cmd = Command::new(kubectl_path());
-    cmd.args(args)
-        .env("PATH", path)
-        .env("KUBECONFIG", kubeconfig)
-        .env_remove("NO_COLOR")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+/// `kubectl ARGS` from the shared helper with `NO_COLOR` unset: these tests check that
+/// colour follows the terminal (and `--color`), not the environment.
+fn kubectl(kubeconfig: &Path, args: &[&str]) -> Command {
+    let mut cmd = kubectl::command(kubeconfig, args).expect("kubectl and the plugin");
+    cmd.env_remove("NO_COLOR");
     cmd
 }
 
-#[derive(Debug)]
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
 async fn finish(child: Child) -> Run {
-    let output = tokio::time::timeout(KUBECTL_RUN, child.wait_with_output())
-        .await
-        .expect("kubectl finished in time")
-        .expect("kubectl ran");
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    kubectl::finish(child).await.expect("kubectl ran")
 }
 
 async fn run_as(kubeconfig: &Path, args: &[&str]) -> Run {
-    let kubeconfig = kubeconfig.display().to_string();
-    finish(kubectl(&kubeconfig, args).spawn().expect("start kubectl")).await
+    finish(kubectl(kubeconfig, args).spawn().expect("start kubectl")).await
 }
 
 async fn run(args: &[&str]) -> Run {
@@ -90,7 +42,7 @@ async fn run(args: &[&str]) -> Run {
 }
 
 fn spawn(args: &[&str], cp: &ControlPlane) -> Child {
-    kubectl(&cp.kubeconfig_path().display().to_string(), args)
+    kubectl(cp.kubeconfig_path(), args)
         .spawn()
         .expect("start kubectl")
 }
@@ -106,7 +58,10 @@ fn ok(run: &Run) {
 /// A namespace of its own and the instance API in it.
 async fn setup(prefix: &str) -> (&'static ControlPlane, String, Api<ComputeInstance>) {
     // Build the plugin before the test takes any time (the first build takes a while).
-    tokio::task::spawn_blocking(plugin_dir).await.unwrap();
+    tokio::task::spawn_blocking(kubectl::plugin_dir)
+        .await
+        .unwrap()
+        .expect("the plugin linked for kubectl");
     let cp = ControlPlane::shared().await.unwrap();
     let ns = cp.test_namespace(prefix).await.unwrap();
     let api = Api::namespaced(cp.client().await.unwrap(), &ns);
@@ -141,34 +96,36 @@ async fn set_status(api: &Api<ComputeInstance>, name: &str, status: Value) {
     .unwrap();
 }
 
-fn job(id: Option<&str>, job_type: &str, state: &str, created: &str) -> Value {
-    let mut job = json!({
-        "type": job_type,
-        "state": state,
-        "timestamp": created,
-        "provider": "aap",
-        "correlationKey": format!("uid:{job_type}:{created}"),
-        "message": format!("{job_type} {state}"),
-    });
-    if let Some(id) = id {
-        job["jobID"] = json!(id);
-    }
-    job
+/// A job entry as the runner writes it, with a message naming its type and state.
+fn job(id: Option<&str>, job_type: JobType, state: JobState, created: &str) -> Value {
+    let mut job = fixtures::job(id, job_type, state, fixtures::t(created));
+    job.message = format!("{job_type} {state}");
+    serde_json::to_value(job).unwrap()
 }
 
 fn history() -> Value {
     let mut provision = job(
         Some("101"),
-        "provision",
-        "Succeeded",
+        JobType::Provision,
+        JobState::Succeeded,
         "2026-01-01T10:00:00Z",
     );
     provision["startTime"] = json!("2026-01-01T10:00:10Z");
     provision["finishTime"] = json!("2026-01-01T10:04:10Z");
-    let mut failed = job(Some("102"), "provision", "Failed", "2026-01-01T11:00:00Z");
+    let mut failed = job(
+        Some("102"),
+        JobType::Provision,
+        JobState::Failed,
+        "2026-01-01T11:00:00Z",
+    );
     failed["finishTime"] = json!("2026-01-01T11:00:30Z");
     failed["reason"] = json!("TemplateNotFound");
-    let launching = job(None, "provision", "Pending", "2026-01-01T12:00:00Z");
+    let launching = job(
+        None,
+        JobType::Provision,
+        JobState::Pending,
+        "2026-01-01T12:00:00Z",
+    );
     json!([provision, failed, launching])
 }
 
@@ -293,8 +250,8 @@ async fn jobs_watch_redraws_on_change() {
     let mut jobs = history();
     jobs.as_array_mut().unwrap().push(job(
         Some("restart-1"),
-        "restart",
-        "Running",
+        JobType::Restart,
+        JobState::Running,
         "2026-01-01T13:00:00Z",
     ));
     set_status(&api, "vm-w", json!({ "jobs": jobs })).await;
@@ -425,7 +382,7 @@ async fn restart_wait_finishes_when_the_runner_acknowledges() {
         "{managers:?}"
     );
 
-    let mut restart = job(Some("restart-1"), "restart", "Running", &at);
+    let mut restart = job(Some("restart-1"), JobType::Restart, JobState::Running, &at);
     restart["requestedAt"] = json!(at);
     restart["message"] = json!("deleted VMI a; waiting for KubeVirt to start a new one");
     set_status(&api, "vm-r", json!({ "jobs": [restart.clone()] })).await;
@@ -469,7 +426,7 @@ async fn restart_wait_fails_with_the_runners_reason() {
     })
     .await;
     let at = request.0.to_string();
-    let mut failed = job(Some("restart-1"), "restart", "Failed", &at);
+    let mut failed = job(Some("restart-1"), JobType::Restart, JobState::Failed, &at);
     failed["requestedAt"] = json!(at);
     failed["reason"] = json!(reasons::NO_VM_REFERENCE);
     failed["message"] = json!("no VirtualMachine is known for this instance yet");
@@ -633,7 +590,12 @@ async fn cancel_says_when_there_is_nothing_to_cancel() {
 async fn cancel_wait_follows_the_job_to_canceled() {
     let (cp, ns, api) = setup("plugin-cancel").await;
     create(&api, "vm-k", &[]).await;
-    let active = job(Some("42"), "provision", "Running", "2026-01-01T10:00:00Z");
+    let active = job(
+        Some("42"),
+        JobType::Provision,
+        JobState::Running,
+        "2026-01-01T10:00:00Z",
+    );
     set_status(&api, "vm-k", json!({ "jobs": [active.clone()] })).await;
 
     let child = spawn(&["cloudkit", "cancel", "vm-k", "-n", &ns, "--wait"], cp);
@@ -685,7 +647,12 @@ async fn cancel_wait_follows_the_job_to_canceled() {
 async fn provision_wait_follows_the_new_job() {
     let (cp, ns, api) = setup("plugin-provision").await;
     create(&api, "vm-p", &[]).await;
-    let canceled = job(Some("41"), "provision", "Canceled", "2026-01-01T10:00:00Z");
+    let canceled = job(
+        Some("41"),
+        JobType::Provision,
+        JobState::Canceled,
+        "2026-01-01T10:00:00Z",
+    );
     set_status(
         &api,
         "vm-p",
@@ -699,7 +666,7 @@ async fn provision_wait_follows_the_new_job() {
     })
     .await;
     let at = request.0.to_string();
-    let mut new = job(None, "provision", "Pending", &at);
+    let mut new = job(None, JobType::Provision, JobState::Pending, &at);
     new["requestedAt"] = json!(at);
     set_status(
         &api,
@@ -891,8 +858,14 @@ async fn kubeconfig_paths_contexts_and_default_namespace() {
     std::fs::write(&second_path, serde_saphyr::to_string(&second).unwrap()).unwrap();
     let nobody = cp.kubeconfig_with("nobody", None, &ns).unwrap();
     let both = format!("{}:{}", nobody.display(), second_path.display());
-    let run_both =
-        async |args: &[&str]| finish(kubectl(&both, args).spawn().expect("start kubectl")).await;
+    let run_both = async |args: &[&str]| {
+        finish(
+            kubectl(Path::new(&both), args)
+                .spawn()
+                .expect("start kubectl"),
+        )
+        .await
+    };
     let r = run_both(&["cloudkit", "jobs", "vm-k"]).await;
     assert_eq!(r.code, 1, "{r:#?}");
     assert!(r.stderr.contains("User \"nobody\""), "{r:#?}");

@@ -6,20 +6,11 @@ use std::time::{Duration, Instant};
 
 use cloudkit_testbed::bed::Bed;
 use cloudkit_testbed::limited_identity;
+use cloudkit_testbed::runner_process::metrics_addr;
+use cloudkit_testbed::wait::RUNNER as WAIT;
 use k8s_openapi::api::events::v1::Event;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams};
-
-const WAIT: Duration = Duration::from_secs(60);
-
-/// The address the runner's health/metrics server bound (from its JSON log).
-fn metrics_addr(logs: &str) -> Option<String> {
-    logs.lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["fields"]["message"] == "health and metrics server listening")
-        .filter_map(|v| v["fields"]["addr"].as_str().map(String::from))
-        .next_back()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_kubevirt_access_is_in_readyz_the_log_and_an_event() -> anyhow::Result<()> {

@@ -11,13 +11,11 @@ use cloudkit_testbed::bed::Bed;
 use cloudkit_testbed::kubevirt_sim::vm_resource;
 use cloudkit_testbed::observe::{jobs_of, running};
 use cloudkit_testbed::rulebook::WebhookAuth;
+use cloudkit_testbed::wait::REAL_ANSIBLE as WAIT;
 use kube::ResourceExt;
 use kube::api::{Api, DynamicObject};
 use serde_json::json;
 
-/// Each real playbook run starts ansible-playbook and a few Python modules: seconds each,
-/// more on a busy machine.
-const WAIT: Duration = Duration::from_secs(180);
 const TOKEN: &str = "real-eda-token";
 
 fn spec(parameters: &str) -> ComputeInstanceSpec {

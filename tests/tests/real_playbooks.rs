@@ -12,16 +12,13 @@ use cloudkit_shared::names::{AAP_FINALIZER, INSTANCE_LABEL, RECONCILED_CONFIG_VE
 use cloudkit_shared::{ComputeInstance, ComputeInstanceSpec, JobState, JobType};
 use cloudkit_testbed::aap_sim::{DEFAULT_TOKEN, JobStatus, Role};
 use cloudkit_testbed::bed::{Bed, PROVISION_TEMPLATE_ID};
+use cloudkit_testbed::clock::now_secs;
 use cloudkit_testbed::kubevirt_sim::{vm_resource, vmi_resource};
 use cloudkit_testbed::observe::{jobs_of, running};
-use k8s_openapi::jiff::Timestamp;
+use cloudkit_testbed::wait::REAL_ANSIBLE as WAIT;
 use kube::ResourceExt;
 use kube::api::{Api, DynamicObject, ListParams};
 use serde_json::json;
-
-/// Each playbook run starts ansible-playbook and several Python modules: 10-25 s on a
-/// loaded machine.
-const WAIT: Duration = Duration::from_secs(180);
 
 fn spec(parameters: &str) -> ComputeInstanceSpec {
     ComputeInstanceSpec {
@@ -75,10 +72,6 @@ async fn stdout(bed: &Bed, job: u64) -> anyhow::Result<String> {
 
 /// The provision playbook's last task but one, where it waits for the VMI to run.
 const WAIT_TASK: &str = "TASK [Wait until the VM's instance runs]";
-
-fn now_secs() -> Timestamp {
-    Timestamp::from_second(Timestamp::now().as_second()).unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_real_provision_playbook_runs_the_instance_and_a_restart_replaces_its_vmi()

@@ -9,22 +9,18 @@ use cloudkit_shared::conditions as cond;
 use cloudkit_shared::{JobState, JobType, Phase, reasons};
 use cloudkit_testbed::aap_sim::Role;
 use cloudkit_testbed::bed::{Bed, PROVISION_TEMPLATE_ID, quick_job};
+use cloudkit_testbed::clock::now_secs;
 use cloudkit_testbed::kubevirt_sim::{vm_resource, vmi_resource};
+use cloudkit_testbed::wait::RUNNER as WAIT;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::json;
 
-const WAIT: Duration = Duration::from_secs(60);
-
 async fn vmi_uid(bed: &Bed, name: &str) -> anyhow::Result<Option<String>> {
     let api: Api<DynamicObject> =
         Api::namespaced_with(bed.client.clone(), &bed.namespace, &vmi_resource());
     Ok(api.get_opt(name).await?.and_then(|v| v.uid()))
-}
-
-fn now_secs() -> Timestamp {
-    Timestamp::from_second(Timestamp::now().as_second()).unwrap()
 }
 
 async fn request_restart(bed: &Bed, name: &str, at: Timestamp) -> anyhow::Result<()> {

@@ -4,36 +4,19 @@ use cloudkit_testbed::observe::running;
 use std::time::{Duration, Instant};
 
 use cloudkit_testbed::bed::Bed;
-use cloudkit_testbed::runner_process::RunnerProcess;
-
-const WAIT: Duration = Duration::from_secs(60);
-
-/// The address the runner's health/metrics server bound (from its JSON log).
-fn metrics_addr(logs: &str) -> Option<String> {
-    logs.lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["fields"]["message"] == "health and metrics server listening")
-        .filter_map(|v| v["fields"]["addr"].as_str().map(String::from))
-        .next_back()
-}
+use cloudkit_testbed::runner_process::{METRICS_LISTENING, RunnerProcess, metrics_addr};
+use cloudkit_testbed::wait::RUNNER as WAIT;
 
 fn count(logs: &str, needle: &str) -> usize {
     logs.lines().filter(|l| l.contains(needle)).count()
 }
 
-async fn wait_log(p: &RunnerProcess, needle: &str) -> anyhow::Result<()> {
-    let deadline = Instant::now() + WAIT;
-    while !p.logs().contains(needle) {
-        anyhow::ensure!(Instant::now() < deadline, "no {needle:?} in:\n{}", p.logs());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Ok(())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_runners_one_leader_and_hand_over_on_kill() -> anyhow::Result<()> {
     let mut bed = Bed::start("leader").await?;
-    wait_log(bed.runner(), "this replica leads").await?;
+    bed.runner()
+        .wait_for_log("this replica leads", WAIT)
+        .await?;
     let mut env = bed.runner_env(vec![("POD_NAME".into(), "runner-standby".into())]);
     env.retain(|(k, _)| k != "KUBECONFIG");
     let mut standby = RunnerProcess::start(
@@ -57,7 +40,7 @@ async fn two_runners_one_leader_and_hand_over_on_kill() -> anyhow::Result<()> {
 
     bed.runner().kill();
     let killed = Instant::now();
-    wait_log(&standby, "this replica leads").await?;
+    standby.wait_for_log("this replica leads", WAIT).await?;
     // Ordered, not timed: the standby leads only after the kill (it did not lead while the
     // leader ran, checked above) and once; WAIT bounds a hang, not the lease.
     let handover = killed.elapsed();
@@ -78,7 +61,7 @@ async fn two_runners_one_leader_and_hand_over_on_kill() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_match_the_jobs_and_sigterm_exits_cleanly() -> anyhow::Result<()> {
     let mut bed = Bed::start("metrics").await?;
-    wait_log(bed.runner(), "health and metrics server listening").await?;
+    bed.runner().wait_for_log(METRICS_LISTENING, WAIT).await?;
     let addr = metrics_addr(&bed.runner_logs()).expect("metrics address logged");
     let http = reqwest::Client::new();
     assert_eq!(

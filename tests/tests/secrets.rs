@@ -23,7 +23,8 @@ use cloudkit_testbed::aap_sim::{
 use cloudkit_testbed::bed::{Bed, PROVISION_TEMPLATE, quick_job};
 use cloudkit_testbed::eda_sim::{Fault, HmacFormat, Scope};
 use cloudkit_testbed::observe::{condition, jobs_of, running};
-use cloudkit_testbed::runner_process::{RunnerProcess, runner_binary};
+use cloudkit_testbed::runner_process::{RunnerProcess, metrics_addr, runner_binary};
+use cloudkit_testbed::wait::RUNNER as WAIT;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ListParams};
 use tokio::net::{TcpListener, TcpStream};
@@ -31,8 +32,6 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
-
-const WAIT: Duration = Duration::from_secs(60);
 
 const AAP_TOKEN: &str = "aapTOKEN-5f3c9a1e77d0-do-not-leak";
 const EDA_SECRET: &str = "edaTOKEN-b27d04c8e913-do-not-leak";
@@ -103,17 +102,6 @@ async fn events_json(bed: &Bed) -> anyhow::Result<Vec<String>> {
         .iter()
         .map(|e| serde_json::to_string(e).unwrap_or_default())
         .collect())
-}
-
-/// The address the runner's last start serves `/metrics` on, from its log.
-fn metrics_addr(log: &str) -> Option<String> {
-    log.lines()
-        .rev()
-        .filter(|l| l.contains("health and metrics server listening"))
-        .find_map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).ok()?;
-            v["fields"]["addr"].as_str().map(str::to_owned)
-        })
 }
 
 /// The runner as `Bed::start_runner` starts it, but with the AAP token as a value

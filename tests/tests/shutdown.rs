@@ -10,22 +10,12 @@ use cloudkit_testbed::bed::Bed;
 use cloudkit_testbed::control_plane::ControlPlane;
 use cloudkit_testbed::limited_identity;
 use cloudkit_testbed::observe::running;
-use cloudkit_testbed::runner_process::RunnerProcess;
+use cloudkit_testbed::wait::RUNNER as WAIT;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::Api;
 
-const WAIT: Duration = Duration::from_secs(60);
 /// Far beyond what a bounded shutdown needs: past it the test SIGKILLs, and fails.
 const GRACE: Duration = Duration::from_secs(25);
-
-async fn wait_log(p: &RunnerProcess, needle: &str) -> anyhow::Result<()> {
-    let deadline = Instant::now() + WAIT;
-    while !p.logs().contains(needle) {
-        anyhow::ensure!(Instant::now() < deadline, "no {needle:?} in:\n{}", p.logs());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Ok(())
-}
 
 /// The Lease's holder (`None` once released).
 async fn holder(bed: &Bed) -> anyhow::Result<Option<String>> {
@@ -55,7 +45,7 @@ async fn terminate(bed: &mut Bed, state: &str) -> anyhow::Result<bool> {
 
 async fn leading(bed: &Bed) -> anyhow::Result<()> {
     let runner = bed.runner.as_ref().expect("the runner was started");
-    wait_log(runner, "this replica leads").await
+    runner.wait_for_log("this replica leads", WAIT).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -66,7 +56,7 @@ async fn sigterm_with_caches_that_never_sync_exits_and_releases_the_lease() -> a
     leading(&bed).await?;
     bed.create_default("vm-1").await?;
     // Every watch is refused (no RBAC): the caches never sync.
-    wait_log(bed.runner(), "cannot watch").await?;
+    bed.runner().wait_for_log("cannot watch", WAIT).await?;
     assert!(!bed.runner_logs().contains("watch caches synced"));
     assert!(
         terminate(&mut bed, "caches unsynced").await?,

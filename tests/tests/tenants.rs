@@ -29,6 +29,7 @@ use cloudkit_testbed::deletion::{follow_deletion, vms_anywhere};
 use cloudkit_testbed::kubevirt_sim;
 use cloudkit_testbed::observe::{condition, jobs_of, running};
 use cloudkit_testbed::tenants::{TenantNames, create_upstream_ready, udn_resource};
+use cloudkit_testbed::wait::SEVERAL as WAIT;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::jiff::Timestamp;
@@ -36,7 +37,6 @@ use kube::api::{Api, DeleteParams, DynamicObject, ObjectMeta, Patch, PatchParams
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
-const WAIT: Duration = Duration::from_secs(90);
 const TENANT: &str = "acme";
 /// A finalizer of the test's own, holding a namespace in `Terminating`.
 const HOLD: &str = "example.com/hold";

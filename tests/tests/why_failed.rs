@@ -5,8 +5,6 @@
 //! AAP's traceback; a failed workflow job by the job of its failed node. The AAP token
 //! shows up in none of it.
 
-use std::time::Duration;
-
 use cloudkit_shared::{ComputeInstance, JobEntry, JobState, JobType, reasons};
 use cloudkit_testbed::aap_sim::{
     DEFAULT_TOKEN, FailingTask, JobBehavior, Outcome, Role, TemplateConfig,
@@ -14,10 +12,10 @@ use cloudkit_testbed::aap_sim::{
 use cloudkit_testbed::bed::{Bed, PROVISION_TEMPLATE_ID, quick_job};
 use cloudkit_testbed::kubectl;
 use cloudkit_testbed::observe::{jobs_of, running};
+use cloudkit_testbed::wait::RUNNER as WAIT;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ListParams};
 
-const WAIT: Duration = Duration::from_secs(60);
 const TASK: &str = "Create the VirtualMachine";
 const HOST: &str = "localhost";
 const MESSAGE: &str = "spec.template.spec.domain: Required value";

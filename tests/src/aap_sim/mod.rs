@@ -47,12 +47,9 @@ mod template_views;
 mod workflow_nodes;
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-
-use tokio::task::JoinHandle;
 
 pub use config::{
     AapSimConfig, Access, DEFAULT_TOKEN, FOREVER, FailingTask, JobBehavior, JobKind, Outcome, Role,
@@ -65,6 +62,7 @@ pub use ledger::{
 };
 pub use playbook::PlaybookRun;
 
+use crate::sim_server::Server;
 use state::Shared;
 
 #[derive(Debug, thiserror::Error)]
@@ -78,8 +76,7 @@ pub enum AapSimError {
 /// A running simulator; stops when dropped.
 pub struct AapSimulator {
     shared: Arc<Shared>,
-    addr: SocketAddr,
-    server: Option<JoinHandle<()>>,
+    server: Server,
 }
 
 impl AapSimulator {
@@ -91,26 +88,21 @@ impl AapSimulator {
         }
         let shared = Shared::new(config);
         let stop = Arc::clone(&shared);
-        let (addr, server) =
-            crate::sim_server::serve(server::router(Arc::clone(&shared)), async move {
-                stop.stopped().await
-            })
-            .await
-            .map_err(AapSimError::Bind)?;
-        Ok(Self {
-            shared,
-            addr,
-            server: Some(server),
+        let server = Server::start(server::router(Arc::clone(&shared)), async move {
+            stop.life.stopped().await
         })
+        .await
+        .map_err(AapSimError::Bind)?;
+        Ok(Self { shared, server })
     }
 
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.server.addr()
     }
 
     /// `http://127.0.0.1:PORT`: join the paths in responses to this.
     pub fn origin(&self) -> String {
-        format!("http://{}", self.addr)
+        self.server.origin()
     }
 
     /// `http://127.0.0.1:PORT/api/controller` (the configured prefix): what
@@ -127,11 +119,7 @@ impl AapSimulator {
     /// Stops the simulator (as dropping it does) and waits, up to 5 s, until its port
     /// is closed and its connections are gone: AAP is down from then on.
     pub async fn stop(mut self) {
-        self.shared.shutdown.send_replace(true);
-        self.shared.abort_all();
-        if let Some(server) = self.server.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
-        }
+        self.server.stop(&self.shared.life).await;
     }
 
     // ---- templates and behaviour -------------------------------------------------
@@ -370,19 +358,7 @@ impl AapSimulator {
         timeout: Duration,
         check: impl Fn() -> Option<T>,
     ) -> Option<T> {
-        let mut changes = self.shared.changes.subscribe();
-        let wait = async {
-            loop {
-                changes.borrow_and_update();
-                if let Some(value) = check() {
-                    return Some(value);
-                }
-                if changes.changed().await.is_err() {
-                    return None;
-                }
-            }
-        };
-        with_timeout(timeout, wait).await.flatten()
+        crate::sim_server::wait_until(&self.shared.changes, timeout, check).await
     }
 
     // ---- ledger -------------------------------------------------------------------
@@ -452,8 +428,7 @@ impl AapSimulator {
 
 impl Drop for AapSimulator {
     fn drop(&mut self) {
-        self.shared.shutdown.send_replace(true);
-        self.shared.abort_all();
+        self.shared.life.stop();
     }
 }
 
@@ -470,8 +445,4 @@ fn instance(namespace: &str, name: &str) -> InstanceRef {
         namespace: namespace.to_owned(),
         name: name.to_owned(),
     }
-}
-
-async fn with_timeout<T>(timeout: Duration, fut: impl Future<Output = T>) -> Option<T> {
-    tokio::time::timeout(timeout, fut).await.ok()
 }

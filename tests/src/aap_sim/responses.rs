@@ -70,15 +70,6 @@ pub(crate) fn method_not_allowed(method: &str, allow: &'static str) -> Response 
     response
 }
 
-/// Django's APPEND_SLASH redirect: permanent, empty body; a POST body is lost.
-pub(crate) fn redirect(location: &str) -> Response {
-    let mut response = empty(301);
-    if let Ok(value) = HeaderValue::from_str(location) {
-        response.headers_mut().insert(header::LOCATION, value);
-    }
-    response
-}
-
 pub(crate) fn created(location: &str, body: &Value) -> Response {
     let mut response = json(201, body);
     if let Ok(value) = HeaderValue::from_str(location) {

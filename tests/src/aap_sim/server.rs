@@ -89,7 +89,7 @@ async fn dispatch(State(shared): State<Arc<Shared>>, request: Request) -> Respon
             Some(q) => format!("{path}/?{q}"),
             None => format!("{path}/"),
         };
-        return answer(responses::redirect(&location));
+        return answer(crate::sim_server::redirect(&location));
     }
 
     // Checked before the match: the state's guard must be gone before `answer` locks it.
@@ -156,7 +156,7 @@ async fn dispatch(State(shared): State<Arc<Shared>>, request: Request) -> Respon
 /// Never answers while the simulator lives; when it is dropped, the connection is
 /// closed so the server can stop (the ledger keeps the request unanswered).
 async fn hang(shared: &Shared) -> Response {
-    shared.stopped().await;
+    shared.life.stopped().await;
     let mut response = responses::injected(503);
     response.headers_mut().insert(
         axum::http::header::CONNECTION,

@@ -5,7 +5,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use k8s_openapi::jiff::Timestamp;
 use tokio::sync::watch;
-use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 use super::clock::Clock;
@@ -15,6 +14,7 @@ use super::faults::{Endpoint, EndpointFaults};
 use super::jobs::{self, InstanceRef, Job, JobStatus, StatusChange};
 use super::ledger::Ledger;
 use super::rng::Rng;
+use crate::sim_server::Lifecycle;
 
 /// Key of a per-instance behaviour override; `role: None` applies to both roles.
 pub(crate) type BehaviorKey = (InstanceRef, Option<Role>);
@@ -28,9 +28,9 @@ pub(crate) struct Shared {
     pub(crate) aap_finalizer: bool,
     /// The configured prefix, e.g. `/api/controller`, used in every URL we hand out.
     pub(crate) prefix: String,
-    tasks: Mutex<Vec<AbortHandle>>,
-    /// Set when the simulator is dropped: the server stops and hung requests end.
-    pub(crate) shutdown: watch::Sender<bool>,
+    /// Stopped when the simulator is: the server stops, hung requests end, job drivers
+    /// are aborted.
+    pub(crate) life: Lifecycle,
     pub(crate) concurrency: Concurrency,
 }
 
@@ -79,8 +79,7 @@ impl Shared {
             kube: config.kube,
             aap_finalizer: config.aap_finalizer,
             prefix: config.api_prefix.trim_end_matches('/').to_owned(),
-            tasks: Mutex::new(Vec::new()),
-            shutdown: watch::Sender::new(false),
+            life: Lifecycle::new(),
             concurrency: Concurrency::default(),
         })
     }
@@ -107,22 +106,7 @@ impl Shared {
     /// Starts the driver of a new job.
     pub(crate) fn spawn_job(self: &Arc<Self>, id: u64) {
         let handle = tokio::spawn(jobs::drive(Arc::clone(self), id));
-        let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
-        tasks.retain(|t| !t.is_finished());
-        tasks.push(handle.abort_handle());
-    }
-
-    /// Resolves once the simulator is being dropped.
-    pub(crate) async fn stopped(&self) {
-        let mut rx = self.shutdown.subscribe();
-        let _ = rx.wait_for(|stopped| *stopped).await;
-    }
-
-    pub(crate) fn abort_all(&self) {
-        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
-        for task in tasks {
-            task.abort();
-        }
+        self.life.track(handle.abort_handle());
     }
 
     /// `/api/controller/v2/...`-style path for `rest` (no leading slash).

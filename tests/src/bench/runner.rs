@@ -10,9 +10,7 @@ use anyhow::Context as _;
 
 use super::machine::kib_field;
 use crate::bed::simulator_env;
-
-/// The log line that names the bound metrics address (`fields.addr`).
-const LISTENING: &str = "health and metrics server listening";
+use crate::runner_process::{METRICS_LISTENING, metrics_addr};
 
 /// Where the runner finds AAP and what it watches.
 #[derive(Clone, Debug)]
@@ -159,7 +157,7 @@ impl BenchRunner {
         }
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(addr) = listening_addr(&self.logs()) {
+            if let Some(addr) = metrics_addr(&self.logs()) {
                 self.metrics_addr = Some(addr.clone());
                 return Ok(addr);
             }
@@ -171,7 +169,7 @@ impl BenchRunner {
             }
             if Instant::now() > deadline {
                 anyhow::bail!(
-                    "the runner logged no {LISTENING:?} line within {timeout:?}:\n{}",
+                    "the runner logged no {METRICS_LISTENING:?} line within {timeout:?}:\n{}",
                     self.log_tail(20)
                 );
             }
@@ -223,14 +221,6 @@ impl Drop for BenchRunner {
     fn drop(&mut self) {
         self.stop(Duration::from_secs(5));
     }
-}
-
-/// `fields.addr` of the JSON log line that announces the metrics server.
-pub fn listening_addr(logs: &str) -> Option<String> {
-    logs.lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["fields"]["message"] == LISTENING)
-        .find_map(|v| v["fields"]["addr"].as_str().map(String::from))
 }
 
 /// The runner's figures in the OpenMetrics text.
@@ -329,12 +319,5 @@ mod tests {
             "42 (cloudkit runner) S 1 42 42 0 -1 4194560 100 0 0 0 250 150 0 0 20 0 8 0 1 0 0";
         let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
         assert_eq!(cpu_seconds(stat), Some(400.0 / ticks));
-    }
-
-    #[test]
-    fn the_metrics_address_comes_from_the_json_log() {
-        let logs = "{\"level\":\"INFO\",\"fields\":{\"message\":\"health and metrics server listening\",\"addr\":\"127.0.0.1:4321\"}}\n";
-        assert_eq!(listening_addr(logs).as_deref(), Some("127.0.0.1:4321"));
-        assert_eq!(listening_addr("not json\n"), None);
     }
 }

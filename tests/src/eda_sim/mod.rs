@@ -30,12 +30,9 @@ mod state;
 mod stream;
 mod webhook;
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-
-use tokio::task::JoinHandle;
 
 pub use crate::aap_sim::InstanceRef;
 pub use auth::signature;
@@ -49,6 +46,7 @@ pub use ledger::{
     StepRecord,
 };
 
+use crate::sim_server::Server;
 use config::endpoint_key;
 use state::Shared;
 
@@ -61,8 +59,7 @@ pub enum EdaSimError {
 /// A running simulator; stops when dropped.
 pub struct EdaSimulator {
     shared: Arc<Shared>,
-    addr: SocketAddr,
-    server: Option<JoinHandle<()>>,
+    server: Server,
 }
 
 impl EdaSimulator {
@@ -70,26 +67,21 @@ impl EdaSimulator {
     pub async fn start(config: EdaSimConfig) -> Result<Self, EdaSimError> {
         let shared = Shared::new(config);
         let stop = Arc::clone(&shared);
-        let (addr, server) =
-            crate::sim_server::serve(server::router(Arc::clone(&shared)), async move {
-                stop.stopped().await
-            })
-            .await
-            .map_err(EdaSimError::Bind)?;
-        Ok(Self {
-            shared,
-            addr,
-            server: Some(server),
+        let server = Server::start(server::router(Arc::clone(&shared)), async move {
+            stop.life.stopped().await
         })
+        .await
+        .map_err(EdaSimError::Bind)?;
+        Ok(Self { shared, server })
     }
 
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.server.addr()
     }
 
     /// `http://127.0.0.1:PORT`.
     pub fn origin(&self) -> String {
-        format!("http://{}", self.addr)
+        self.server.origin()
     }
 
     /// The URL of a webhook path (`"provision"` or `"/provision"`).
@@ -115,11 +107,7 @@ impl EdaSimulator {
     /// Stops the simulator (as dropping it does) and waits, up to 5 s, until its port is
     /// closed. Running playbooks stop where they are.
     pub async fn stop(mut self) {
-        self.shared.shutdown.send_replace(true);
-        self.shared.abort_all();
-        if let Some(server) = self.server.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
-        }
+        self.server.stop(&self.shared.life).await;
     }
 
     // ---- configuration, changeable at run time ----------------------------------------
@@ -239,19 +227,7 @@ impl EdaSimulator {
         timeout: Duration,
         check: impl Fn() -> Option<T>,
     ) -> Option<T> {
-        let mut changes = self.shared.changes.subscribe();
-        let wait = async {
-            loop {
-                changes.borrow_and_update();
-                if let Some(value) = check() {
-                    return Some(value);
-                }
-                if changes.changed().await.is_err() {
-                    return None;
-                }
-            }
-        };
-        with_timeout(timeout, wait).await.flatten()
+        crate::sim_server::wait_until(&self.shared.changes, timeout, check).await
     }
 
     /// Waits until run `id` satisfies `pred`.
@@ -274,8 +250,7 @@ impl EdaSimulator {
 
 impl Drop for EdaSimulator {
     fn drop(&mut self) {
-        self.shared.shutdown.send_replace(true);
-        self.shared.abort_all();
+        self.shared.life.stop();
     }
 }
 
@@ -285,8 +260,4 @@ impl std::fmt::Debug for EdaSimulator {
             .field("origin", &self.origin())
             .finish()
     }
-}
-
-async fn with_timeout<T>(timeout: Duration, fut: impl Future<Output = T>) -> Option<T> {
-    tokio::time::timeout(timeout, fut).await.ok()
 }

@@ -45,13 +45,3 @@ pub(crate) fn allow(mut response: Response, methods: &'static str) -> Response {
         .insert(header::ALLOW, HeaderValue::from_static(methods));
     response
 }
-
-/// Django's APPEND_SLASH redirect: permanent, empty body (a client following it
-/// turns the POST into a GET).
-pub(crate) fn redirect(location: &str) -> Response {
-    let mut response = empty(301);
-    if let Ok(value) = HeaderValue::from_str(location) {
-        response.headers_mut().insert(header::LOCATION, value);
-    }
-    response
-}

@@ -86,7 +86,7 @@ pub(crate) fn accept(shared: &Arc<Shared>, request: u64, taken: &Taken) -> Dispo
     });
     if let Some(spec) = spec {
         let task = tokio::spawn(playbook::run(Arc::clone(shared), spec));
-        shared.track(task.abort_handle());
+        shared.life.track(task.abort_handle());
     }
     disposition
 }

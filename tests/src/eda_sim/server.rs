@@ -153,7 +153,7 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
     tokio::select! {
         () = tokio::time::sleep(slow) => {}
         // A stopping simulator closes the connection rather than keep the server up.
-        () = shared.stopped() => {
+        () = shared.life.stopped() => {
             response
                 .headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));

@@ -4,11 +4,11 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::watch;
-use tokio::task::AbortHandle;
 
 use super::config::{EdaSimConfig, EventStreamConfig, HmacFormat, Playbook, Timing};
 use super::faults::FaultTable;
 use super::ledger::Ledger;
+use crate::sim_server::Lifecycle;
 
 pub(crate) struct Shared {
     state: Mutex<State>,
@@ -18,9 +18,9 @@ pub(crate) struct Shared {
     /// When playbooks run one at a time: the ticket whose turn it is. Tickets are
     /// handed out with the events, so runs go in the order of the events.
     pub(crate) serving: Option<watch::Sender<u64>>,
-    tasks: Mutex<Vec<AbortHandle>>,
-    /// Set when the simulator stops: the server ends and slow answers are cut short.
-    pub(crate) shutdown: watch::Sender<bool>,
+    /// Stopped when the simulator is: the server ends, slow answers are cut short,
+    /// playbook runs stop where they are.
+    pub(crate) life: Lifecycle,
 }
 
 pub(crate) struct State {
@@ -64,8 +64,7 @@ impl Shared {
             changes: watch::Sender::new(0),
             kube: config.kube,
             serving: config.sequential.then(|| watch::Sender::new(0)),
-            tasks: Mutex::new(Vec::new()),
-            shutdown: watch::Sender::new(false),
+            life: Lifecycle::new(),
         })
     }
 
@@ -81,20 +80,6 @@ impl Shared {
         out
     }
 
-    pub(crate) fn track(&self, task: AbortHandle) {
-        let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
-        tasks.retain(|t| !t.is_finished());
-        tasks.push(task);
-    }
-
-    /// Stops every playbook where it is.
-    pub(crate) fn abort_all(&self) {
-        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
-        for task in tasks {
-            task.abort();
-        }
-    }
-
     /// A place in the queue of runs, when they run one at a time.
     pub(crate) fn ticket(&self, state: &mut State) -> Option<u64> {
         self.serving.as_ref()?;
@@ -108,12 +93,6 @@ impl Shared {
         let (serving, ticket) = (self.serving.as_ref()?, ticket?);
         let _ = serving.subscribe().wait_for(|s| *s == ticket).await;
         Some(Turn(serving))
-    }
-
-    /// Resolves once the simulator stops.
-    pub(crate) async fn stopped(&self) {
-        let mut rx = self.shutdown.subscribe();
-        let _ = rx.wait_for(|stopped| *stopped).await;
     }
 }
 

@@ -40,7 +40,10 @@ pub(crate) fn receive(
                 Some(q) => format!("{path}/?{q}"),
                 None => format!("{path}/"),
             };
-            return Verdict::refused(responses::redirect(&location), AuthCheck::NotChecked);
+            return Verdict::refused(
+                crate::sim_server::redirect(&location),
+                AuthCheck::NotChecked,
+            );
         }
         _ => {
             return Verdict::refused(responses::text(404, "Not Found"), AuthCheck::NotChecked);
