@@ -4,7 +4,6 @@
 //! name, labels and UID.
 
 use std::borrow::Cow;
-
 use std::fmt::Debug;
 
 use cloudkit_shared::names::INSTANCE_LABEL;
@@ -200,6 +199,20 @@ mod tests {
         let bare: VirtualMachineInstance =
             serde_json::from_value(json!({"metadata": {"name": "x"}})).unwrap();
         assert!(!vmi_info(&bare).running);
+    }
+
+    #[test]
+    fn a_narrowed_runner_keeps_its_namespace_and_its_tenant_namespaces() {
+        use cloudkit_shared::tenant::namespace_name;
+        assert!(in_scope(Some("ns"), "ns"));
+        assert!(in_scope(Some("ns"), &namespace_name("ns", "acme")));
+        assert!(!in_scope(Some("ns"), "other"));
+        assert!(!in_scope(Some("ns"), &namespace_name("other", "acme")));
+        assert!(!in_scope(Some("ns"), "ns-notatenant"));
+        assert!(
+            in_scope(None, "other"),
+            "a runner over all namespaces keeps all"
+        );
     }
 
     #[test]
