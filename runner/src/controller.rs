@@ -180,13 +180,8 @@ fn to_instance<K: Resource>(
     if instances.get(&own).is_some() {
         return Some(own);
     }
-    let (project, suffix) = ns.rsplit_once('-')?;
-    let tenant_like = suffix.len() == 13
-        && suffix
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b));
-    let owner = ObjectRef::new(name).within(project);
-    (tenant_like && instances.get(&owner).is_some()).then_some(owner)
+    let owner = ObjectRef::new(name).within(crate::tenants::project_of(&ns)?);
+    instances.get(&owner).is_some().then_some(owner)
 }
 
 /// Builds the EDA client from validated settings.
@@ -236,17 +231,12 @@ pub async fn run(
         readiness.ready.clone(),
     ))
     .applied_objects();
-    // VMs and VMIs are watched everywhere (by label): a tenant's VM lives in the tenant's
-    // namespace, outside whatever narrows the instance watch.
-    let labelled = watcher::Config::default().labels(INSTANCE_LABEL);
     let vm_writer = reflector::store::Writer::<VirtualMachine>::default();
     let vmi_writer = reflector::store::Writer::<VirtualMachineInstance>::default();
     let (vms, vmis) = (vm_writer.as_reader(), vmi_writer.as_reader());
     let vm_stream = reflector::reflector(
         vm_writer,
-        watcher(Api::all(client.clone()), labelled.clone())
-            .default_backoff()
-            .modify(kubevirt::slim),
+        kubevirt::watch(&client, settings.namespace.as_deref()).default_backoff(),
     )
     .inspect(caches::track(
         caches.clone(),
@@ -256,9 +246,7 @@ pub async fn run(
     .applied_objects();
     let vmi_stream = reflector::reflector(
         vmi_writer,
-        watcher(Api::all(client.clone()), labelled)
-            .default_backoff()
-            .modify(kubevirt::slim),
+        kubevirt::watch(&client, settings.namespace.as_deref()).default_backoff(),
     )
     .inspect(caches::track(
         caches.clone(),

@@ -6,19 +6,26 @@
 //! is counted in `cloudkit_unreadable_instances`, and is kept out of the cache; when it is
 //! fixed, its next event brings it in.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use cloudkit_shared::ComputeInstance;
 use cloudkit_shared::read::{self, Unreadable};
 use futures::{Stream, StreamExt};
+use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
-use kube::api::{Api, ApiResource, DynamicObject};
+use kube::api::{Api, DynamicObject};
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::watcher;
 use prometheus_client::metrics::gauge::Gauge;
+use serde::Deserialize;
+use serde_json::Value;
 use tracing::{info, warn};
+
+use crate::caches::lean_meta;
 
 /// Unreadable objects by `namespace/name`, with the message last reported for each.
 #[derive(Clone)]
@@ -91,12 +98,73 @@ impl Unreadables {
     }
 }
 
+/// A stored instance as the watch lists it: metadata without `managedFields`, spec and
+/// status untyped until [`decode`] reads them one object at a time. Plain fields, not
+/// `DynamicObject`'s flattened map, which buffers every object whole before splitting it.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Stored {
+    #[serde(default, deserialize_with = "lean_meta::without_managed_fields")]
+    metadata: ObjectMeta,
+    #[serde(default)]
+    spec: Value,
+    #[serde(default)]
+    status: Value,
+}
+
+impl Resource for Stored {
+    type DynamicType = ();
+    type Scope = NamespaceResourceScope;
+
+    fn kind(dt: &()) -> Cow<'_, str> {
+        ComputeInstance::kind(dt)
+    }
+    fn group(dt: &()) -> Cow<'_, str> {
+        ComputeInstance::group(dt)
+    }
+    fn version(dt: &()) -> Cow<'_, str> {
+        ComputeInstance::version(dt)
+    }
+    fn plural(dt: &()) -> Cow<'_, str> {
+        ComputeInstance::plural(dt)
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
+impl Stored {
+    /// The untyped object `read` decodes.
+    fn dynamic(self) -> DynamicObject {
+        DynamicObject {
+            types: None,
+            metadata: self.metadata,
+            data: serde_json::json!({"spec": self.spec, "status": self.status}),
+        }
+    }
+
+    fn placeholder(&self) -> ComputeInstance {
+        let mut ci = ComputeInstance::new(
+            self.metadata.name.as_deref().unwrap_or_default(),
+            Default::default(),
+        );
+        ci.metadata = self.metadata.clone();
+        ci
+    }
+}
+
+/// Instances per list page. A page is held parsed until the cache has taken all of it (at
+/// kube's default of 500 it was the largest item of the heap at 1,000 instances).
+const LIST_PAGE: u32 = 100;
+
 /// The watch over `api`'s instances as typed events; unreadable objects reported and left out.
 pub fn watch(
-    api: Api<DynamicObject>,
+    api: Api<Stored>,
     unreadables: Unreadables,
 ) -> impl Stream<Item = Result<watcher::Event<ComputeInstance>, watcher::Error>> {
-    watcher(api, watcher::Config::default())
+    watcher(api, watcher::Config::default().page_size(LIST_PAGE))
         .map(move |event| event.map(|e| decode(e, &unreadables)))
         .filter_map(|event| async move {
             match event {
@@ -107,27 +175,25 @@ pub fn watch(
         })
 }
 
-/// An Api over instances, untyped.
-pub fn api(client: &kube::Client, namespace: Option<&str>) -> Api<DynamicObject> {
-    let resource = ApiResource::erase::<ComputeInstance>(&());
+/// An Api over instances, read as [`Stored`].
+pub fn api(client: &kube::Client, namespace: Option<&str>) -> Api<Stored> {
     match namespace {
-        Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
-        None => Api::all_with(client.clone(), &resource),
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
     }
 }
 
 fn decode(
-    event: watcher::Event<DynamicObject>,
+    event: watcher::Event<Stored>,
     unreadables: &Unreadables,
 ) -> Option<watcher::Event<ComputeInstance>> {
-    let typed = |mut obj: DynamicObject| {
-        obj.metadata.managed_fields = None;
+    let typed = |stored: Stored| {
         let (ns, name) = (
-            obj.metadata.namespace.clone().unwrap_or_default(),
-            obj.metadata.name.clone().unwrap_or_default(),
+            stored.metadata.namespace.clone().unwrap_or_default(),
+            stored.metadata.name.clone().unwrap_or_default(),
         );
-        let placeholder = read::placeholder(&obj);
-        match read::instance(obj) {
+        let placeholder = stored.placeholder();
+        match read::instance(stored.dynamic()) {
             Ok(ci) => {
                 unreadables.forget(&ns, &name);
                 Ok(ci)
@@ -155,7 +221,62 @@ fn decode(
                 obj.metadata.namespace.as_deref().unwrap_or_default(),
                 obj.metadata.name.as_deref().unwrap_or_default(),
             );
-            watcher::Event::Delete(read::placeholder(&obj))
+            watcher::Event::Delete(obj.placeholder())
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::ResourceExt;
+    use serde_json::json;
+
+    fn served(spec: Value) -> String {
+        json!({
+            "apiVersion": "cloudkit.openshift.io/v1alpha1", "kind": "ComputeInstance",
+            "metadata": {
+                "name": "ci-1", "namespace": "ns", "uid": "u1",
+                "annotations": {"cloudkit.openshift.io/tenant": "acme"},
+                "finalizers": ["cloudkit.openshift.io/aap"],
+                "managedFields": [{"manager": "m", "operation": "Apply", "fieldsType": "FieldsV1",
+                                   "fieldsV1": {"f:spec": {"f:templateID": {}}}}],
+            },
+            "spec": spec,
+            "status": {"phase": "Running"},
+        })
+        .to_string()
+    }
+
+    #[test]
+    fn stored_instances_decode_as_dynamic_objects_do_without_managed_fields() {
+        let body = served(json!({"templateID": "t1"}));
+        let stored: Stored = serde_json::from_str(&body).unwrap();
+        assert!(stored.metadata.managed_fields.is_none());
+        let ci = read::instance(stored.dynamic()).unwrap();
+        let mut dynamic: DynamicObject = serde_json::from_str(&body).unwrap();
+        dynamic.metadata.managed_fields = None;
+        assert_eq!(ci, read::instance(dynamic).unwrap());
+        assert_eq!(ci.annotations().len(), 1);
+        assert_eq!(ci.finalizers().len(), 1);
+    }
+
+    #[test]
+    fn an_unreadable_stored_instance_names_its_field_as_before() {
+        let body = served(json!({"templateID": 5}));
+        let stored: Stored = serde_json::from_str(&body).unwrap();
+        let e = read::instance(stored.dynamic()).unwrap_err();
+        let dynamic: DynamicObject = serde_json::from_str(&body).unwrap();
+        assert_eq!(e, read::instance(dynamic).unwrap_err());
+        assert_eq!(e.field, "spec.templateID");
+    }
+
+    #[test]
+    fn watch_events_carry_stored_instances() {
+        let line = format!(r#"{{"type":"MODIFIED","object":{}}}"#, served(json!({})));
+        let event: kube::core::WatchEvent<Stored> = serde_json::from_str(&line).unwrap();
+        assert!(
+            matches!(event, kube::core::WatchEvent::Modified(s) if s.metadata.name.as_deref() == Some("ci-1"))
+        );
+    }
 }

@@ -1,18 +1,28 @@
 //! The KubeVirt objects the runner reads (VMs, VMIs) and the one it deletes (VMIs), as small
-//! typed structs: serde skips everything else (pod templates, long statuses) while parsing,
-//! so a cached VM costs little more than its metadata.
+//! typed structs: serde skips everything else (pod templates, long statuses, managed fields,
+//! annotations, owner references) while parsing, so a cached VM costs little more than its
+//! name, labels and UID.
 
 use std::borrow::Cow;
+use std::fmt::Debug;
 
+use cloudkit_shared::names::INSTANCE_LABEL;
 use cloudkit_shared::plan::{VmInfo, VmiInfo};
+use futures::{Stream, StreamExt};
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::Api;
+use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use crate::caches::lean_meta;
 
 /// `kubevirt.io/v1` VirtualMachine: only what [`vm_info`] reads.
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct VirtualMachine {
+    #[serde(deserialize_with = "lean_meta::for_lookup")]
     pub metadata: ObjectMeta,
     #[serde(default)]
     pub spec: VmSpec,
@@ -28,6 +38,7 @@ pub struct VmSpec {
 /// `kubevirt.io/v1` VirtualMachineInstance: only what [`vmi_info`] reads.
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct VirtualMachineInstance {
+    #[serde(deserialize_with = "lean_meta::for_lookup")]
     pub metadata: ObjectMeta,
     #[serde(default)]
     pub status: VmiStatus,
@@ -73,12 +84,42 @@ kubevirt_resource!(
     "virtualmachineinstances"
 );
 
-/// Drops the metadata the runner never reads before an object reaches a cache.
-pub fn slim<K: Resource>(obj: &mut K) {
-    let meta = obj.meta_mut();
-    meta.managed_fields = None;
-    meta.annotations = None;
-    meta.owner_references = None;
+/// The VMs or VMIs labelled for an instance. Watched in every namespace, since a tenant's
+/// VM lives in the tenant's namespace; a runner narrowed to `scope` keeps only those beside
+/// its instances or in their tenant namespaces, the only ones that can be its instances'
+/// (the others are parsed once per list page and never cached).
+pub fn watch<K>(
+    client: &kube::Client,
+    scope: Option<&str>,
+) -> impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + use<K>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Debug
+        + Send
+        + 'static,
+{
+    let scope = scope.map(str::to_owned);
+    let config = watcher::Config::default().labels(INSTANCE_LABEL);
+    watcher(Api::<K>::all(client.clone()), config).filter(move |event| {
+        let keep = match event {
+            Ok(
+                watcher::Event::Apply(o) | watcher::Event::InitApply(o) | watcher::Event::Delete(o),
+            ) => in_scope(
+                scope.as_deref(),
+                o.meta().namespace.as_deref().unwrap_or_default(),
+            ),
+            _ => true,
+        };
+        std::future::ready(keep)
+    })
+}
+
+/// Whether a KubeVirt object in `namespace` can belong to an instance of a runner narrowed
+/// to `scope` (every namespace when `None`).
+fn in_scope(scope: Option<&str>, namespace: &str) -> bool {
+    scope.is_none_or(|s| namespace == s || crate::tenants::project_of(namespace) == Some(s))
 }
 
 /// A VM whose run strategy keeps it stopped gets no new VMI after a delete.
@@ -130,8 +171,7 @@ mod tests {
                 "apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine",
                 "metadata": metadata(), "spec": spec, "status": {"ready": true},
             });
-            let mut vm: VirtualMachine = serde_json::from_value(served).unwrap();
-            slim(&mut vm);
+            let vm: VirtualMachine = serde_json::from_value(served).unwrap();
             assert_eq!(vm_info(&vm).halted, halted);
             assert_eq!(vm_info(&vm).name, "vm-1");
             assert!(vm.metadata.annotations.is_none() && vm.metadata.managed_fields.is_none());
@@ -159,6 +199,20 @@ mod tests {
         let bare: VirtualMachineInstance =
             serde_json::from_value(json!({"metadata": {"name": "x"}})).unwrap();
         assert!(!vmi_info(&bare).running);
+    }
+
+    #[test]
+    fn a_narrowed_runner_keeps_its_namespace_and_its_tenant_namespaces() {
+        use cloudkit_shared::tenant::namespace_name;
+        assert!(in_scope(Some("ns"), "ns"));
+        assert!(in_scope(Some("ns"), &namespace_name("ns", "acme")));
+        assert!(!in_scope(Some("ns"), "other"));
+        assert!(!in_scope(Some("ns"), &namespace_name("other", "acme")));
+        assert!(!in_scope(Some("ns"), "ns-notatenant"));
+        assert!(
+            in_scope(None, "other"),
+            "a runner over all namespaces keeps all"
+        );
     }
 
     #[test]

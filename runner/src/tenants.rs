@@ -61,6 +61,17 @@ fn tenant_of(ci: &ComputeInstance) -> Option<String> {
         .filter(|t| !t.is_empty())
 }
 
+/// The namespace whose Tenant a tenant namespace (`<namespace>-<13 base32 characters>`)
+/// belongs to, or `None` for a namespace not named like one.
+pub fn project_of(namespace: &str) -> Option<&str> {
+    let (project, suffix) = namespace.rsplit_once('-')?;
+    let tenant_like = suffix.len() == 13
+        && suffix
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b));
+    tenant_like.then_some(project)
+}
+
 /// The instances that own a Tenant (for waking them when it changes).
 pub fn owners(t: Tenant) -> Vec<ObjectRef<ComputeInstance>> {
     let ns = t.namespace().unwrap_or_default();
