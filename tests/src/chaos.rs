@@ -481,8 +481,12 @@ async fn one_instance(
             ..Default::default()
         },
     );
+    // A create whose answer was lost in a restart may have landed: the retry then finds it.
     retry("create", || async {
-        api.create(&PostParams::default(), &ci).await
+        match api.create(&PostParams::default(), &ci).await {
+            Err(kube::Error::Api(s)) if s.code == 409 && s.reason == "AlreadyExists" => Ok(()),
+            other => other.map(|_| ()),
+        }
     })
     .await?;
     let created = Instant::now();
