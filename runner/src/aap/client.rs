@@ -9,18 +9,15 @@ use std::time::{Duration, Instant};
 use cloudkit_shared::JobFailure;
 use cloudkit_shared::names::CORRELATION_EXTRA_VAR;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use prometheus_client::metrics::gauge::Gauge;
 use reqwest::{Method, StatusCode, Url};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-use tokio::sync::Semaphore;
 
 use super::answer::{decode, fail, rejected_fields};
-use super::config::{AapConfig, RetryPolicy};
+use super::config::AapConfig;
 use super::error::AapError;
 use super::failure;
-use super::request::{self, api_url};
-use super::token::TokenCache;
+use super::request::Http;
 use super::types::{
     AapJob, AapJobKind, CanCancelWire, CancelOutcome, JobWire, LaunchWire, Launched, PageWire,
     TemplateWire,
@@ -50,57 +47,34 @@ pub struct AapClient {
     pub(super) inner: Arc<Inner>,
 }
 
-/// What the clones share. The HTTP side (`request.rs`) uses `http`, `api`, `token`,
-/// `retry`, `permits` and `in_flight`.
+/// What the clones share.
 #[derive(Debug)]
 pub(super) struct Inner {
-    pub(super) http: reqwest::Client,
-    /// `{base_url}/v2/`.
-    pub(super) api: Url,
-    pub(super) token: TokenCache,
+    http: Http,
     organization: Option<String>,
-    pub(super) retry: RetryPolicy,
     templates: Mutex<HashMap<String, (TemplateRef, Instant)>>,
     template_refresh: Duration,
     /// Held while a template is looked up, so concurrent launches that all miss the cache
     /// send one lookup, not one each.
     lookup: tokio::sync::Mutex<()>,
-    /// Requests in flight, bounded: see [`AapConfig::max_concurrent_requests`].
-    pub(super) permits: Semaphore,
-    pub(super) in_flight: Gauge,
 }
 
 impl AapClient {
     pub fn new(config: AapConfig) -> Result<Self, AapError> {
-        let api = api_url(&config.base_url)?;
-        let http = request::http_client(&config, &api)?;
-        if config.retry.attempts == 0 {
-            return Err(AapError::Config("retry attempts must be at least 1".into()));
-        }
-        if config.max_concurrent_requests == 0 {
-            return Err(AapError::Config(
-                "at most 0 AAP requests in flight would send none: allow at least 1".into(),
-            ));
-        }
         Ok(Self {
             inner: Arc::new(Inner {
-                http,
-                api,
-                token: TokenCache::new(config.token),
+                http: Http::new(&config)?,
                 organization: config.organization.filter(|o| !o.is_empty()),
-                retry: config.retry,
                 templates: Mutex::new(HashMap::new()),
                 template_refresh: config.template_refresh,
                 lookup: tokio::sync::Mutex::new(()),
-                permits: Semaphore::new(config.max_concurrent_requests),
-                in_flight: config.in_flight,
             }),
         })
     }
 
     /// `{base_url}/v2/`.
     pub fn api_url(&self) -> &Url {
-        &self.inner.api
+        &self.inner.http.api
     }
 
     // ---- templates ------------------------------------------------------------------
@@ -122,8 +96,11 @@ impl AapClient {
             if let Some(org) = &self.inner.organization {
                 query.push(("organization__name", org.as_str()));
             }
-            let url = self.url(&format!("{}/", kind.templates_collection()), &query)?;
-            let answer = self.get(&url).await?;
+            let url = self
+                .inner
+                .http
+                .url(&format!("{}/", kind.templates_collection()), &query)?;
+            let answer = self.inner.http.get(&url).await?;
             if answer.status != StatusCode::OK {
                 let action = format!("list {}s", kind.templates_collection().replace('_', " "));
                 return Err(fail(answer, &action));
@@ -201,8 +178,8 @@ impl AapClient {
         body: &Value,
     ) -> Result<Launched, AapError> {
         let path = format!("{}/{}/launch/", found.kind.templates_collection(), found.id);
-        let url = self.url(&path, &[])?;
-        let answer = self.send(Method::POST, &url, Some(body)).await?;
+        let url = self.inner.http.url(&path, &[])?;
+        let answer = self.inner.http.send(Method::POST, &url, Some(body)).await?;
         match answer.status {
             status if status.is_success() => {
                 let wire: LaunchWire = decode(&answer)?;
@@ -264,7 +241,7 @@ impl AapClient {
             .to_string();
         let id = found.id.to_string();
         let page_size = MAX_PAGE_SIZE.to_string();
-        let mut url = self.url(
+        let mut url = self.inner.http.url(
             &format!("{}/", kind.jobs_collection()),
             &[
                 (kind.template_field(), id.as_str()),
@@ -303,7 +280,7 @@ impl AapClient {
                 }
             }
             match page.next {
-                Some(next) => url = self.resolve(&next)?,
+                Some(next) => url = self.inner.http.resolve(&next)?,
                 None => return Ok(None),
             }
         }
@@ -335,7 +312,7 @@ impl AapClient {
                     .collect::<Vec<_>>()
                     .join(",");
                 let page_size = MAX_PAGE_SIZE.to_string();
-                let mut url = self.url(
+                let mut url = self.inner.http.url(
                     &format!("{}/", kind.jobs_collection()),
                     &[
                         ("id__in", list.as_str()),
@@ -349,7 +326,7 @@ impl AapClient {
                         found.insert((kind, wire.id), AapJob::from_wire(kind, wire));
                     }
                     match page.next {
-                        Some(next) => url = self.resolve(&next)?,
+                        Some(next) => url = self.inner.http.resolve(&next)?,
                         None => break,
                     }
                 }
@@ -377,7 +354,7 @@ impl AapClient {
 
     /// A playbook job's failed host events, else its explanation or traceback.
     async fn playbook_failure(&self, job: &AapJob) -> Result<Option<JobFailure>, AapError> {
-        let url = self.url(
+        let url = self.inner.http.url(
             &format!("jobs/{}/job_events/", job.id),
             &[
                 ("failed", "true"),
@@ -395,7 +372,7 @@ impl AapClient {
 
     /// The job a workflow's failed node ran, when it is a playbook job AAP still has.
     async fn failed_node_job(&self, workflow: u64) -> Result<Option<AapJob>, AapError> {
-        let url = self.url(
+        let url = self.inner.http.url(
             &format!("workflow_jobs/{workflow}/workflow_nodes/"),
             &[
                 ("job__failed", "true"),
@@ -428,8 +405,11 @@ impl AapClient {
     /// AAP); `None` when AAP no longer has the job. AAP itself answers a short notice
     /// instead of output over its display limit (1 MB by default).
     pub async fn stdout(&self, id: u64) -> Result<Option<String>, AapError> {
-        let url = self.url(&format!("jobs/{id}/stdout/"), &[("format", "txt")])?;
-        let answer = self.get(&url).await?;
+        let url = self
+            .inner
+            .http
+            .url(&format!("jobs/{id}/stdout/"), &[("format", "txt")])?;
+        let answer = self.inner.http.get(&url).await?;
         match answer.status {
             StatusCode::OK => Ok(Some(String::from_utf8_lossy(&answer.body).into_owned())),
             StatusCode::NOT_FOUND => Ok(None),
@@ -446,8 +426,11 @@ impl AapClient {
     }
 
     async fn job_wire(&self, kind: AapJobKind, id: u64) -> Result<Option<JobWire>, AapError> {
-        let url = self.url(&format!("{}/{id}/", kind.jobs_collection()), &[])?;
-        let answer = self.get(&url).await?;
+        let url = self
+            .inner
+            .http
+            .url(&format!("{}/{id}/", kind.jobs_collection()), &[])?;
+        let answer = self.inner.http.get(&url).await?;
         match answer.status {
             StatusCode::OK => decode(&answer).map(Some),
             StatusCode::NOT_FOUND => Ok(None),
@@ -460,7 +443,7 @@ impl AapClient {
         url: &Url,
         kind: AapJobKind,
     ) -> Result<PageWire<T>, AapError> {
-        let answer = self.get(url).await?;
+        let answer = self.inner.http.get(url).await?;
         if answer.status != StatusCode::OK {
             return Err(fail(answer, &format!("list {kind}s")));
         }
@@ -469,8 +452,11 @@ impl AapClient {
 
     /// Asks AAP to cancel a job: `GET .../cancel/` first, then at most one POST.
     pub async fn cancel(&self, kind: AapJobKind, id: u64) -> Result<CancelOutcome, AapError> {
-        let url = self.url(&format!("{}/{id}/cancel/", kind.jobs_collection()), &[])?;
-        let answer = self.get(&url).await?;
+        let url = self
+            .inner
+            .http
+            .url(&format!("{}/{id}/cancel/", kind.jobs_collection()), &[])?;
+        let answer = self.inner.http.get(&url).await?;
         match answer.status {
             StatusCode::OK => {}
             // AWX purges finished jobs only.
@@ -487,7 +473,7 @@ impl AapClient {
             tracing::debug!(job = id, ?kind, "AAP job can no longer be canceled");
             return Ok(CancelOutcome::AlreadyFinished);
         }
-        let answer = self.send(Method::POST, &url, None).await?;
+        let answer = self.inner.http.send(Method::POST, &url, None).await?;
         match answer.status {
             status if status.is_success() => {
                 tracing::info!(job = id, ?kind, "requested cancel of AAP job");

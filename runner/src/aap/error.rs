@@ -1,7 +1,7 @@
 //! What can go wrong talking to AAP, as one line a person can act on.
 //!
 //! Messages name the template, job or URL involved and never the token: the token only
-//! ever lives in [`super::token::Secret`] and in the `Authorization` header.
+//! ever lives in [`crate::secret::Secret`] and in the `Authorization` header.
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -1,5 +1,6 @@
-//! The HTTP side of [`AapClient`]: URLs under `/v2/`, one exchange with the token and a
-//! permit, GET retries, and transport / TLS failures as [`AapError`]s.
+//! The HTTP side of the AAP client ([`Http`]): URLs under `/v2/`, one exchange with the
+//! token and a permit, GET retries, and transport / TLS failures as [`AapError`]s. It knows
+//! nothing of AAP's resources; `client.rs` does.
 
 use std::error::Error as _;
 use std::time::{Duration, Instant};
@@ -10,14 +11,50 @@ use reqwest::{Method, StatusCode, Url};
 use serde_json::Value;
 
 use super::answer::Answer;
-use super::client::AapClient;
-use super::config::AapConfig;
+use super::config::{AapConfig, RetryPolicy};
 use super::error::AapError;
+use super::token::TokenCache;
 use crate::secret::Secret;
+
+/// The connection pool, the base URL, the token, the retry policy and the request limit
+/// shared by every clone of the client.
+#[derive(Debug)]
+pub(super) struct Http {
+    client: reqwest::Client,
+    /// `{base_url}/v2/`.
+    pub(super) api: Url,
+    token: TokenCache,
+    retry: RetryPolicy,
+    /// Requests in flight, bounded: see [`AapConfig::max_concurrent_requests`].
+    permits: tokio::sync::Semaphore,
+    in_flight: Gauge,
+}
+
+impl Http {
+    pub(super) fn new(config: &AapConfig) -> Result<Self, AapError> {
+        let api = api_url(&config.base_url)?;
+        if config.retry.attempts == 0 {
+            return Err(AapError::Config("retry attempts must be at least 1".into()));
+        }
+        if config.max_concurrent_requests == 0 {
+            return Err(AapError::Config(
+                "at most 0 AAP requests in flight would send none: allow at least 1".into(),
+            ));
+        }
+        Ok(Self {
+            client: http_client(config, &api)?,
+            api,
+            token: TokenCache::new(config.token.clone()),
+            retry: config.retry.clone(),
+            permits: tokio::sync::Semaphore::new(config.max_concurrent_requests),
+            in_flight: config.in_flight.clone(),
+        })
+    }
+}
 
 /// The connection pool for `api`: JSON answers, the configured timeouts and trust, no
 /// redirects.
-pub(super) fn http_client(config: &AapConfig, api: &Url) -> Result<reqwest::Client, AapError> {
+fn http_client(config: &AapConfig, api: &Url) -> Result<reqwest::Client, AapError> {
     let mut headers = HeaderMap::new();
     headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
     let mut builder = reqwest::Client::builder()
@@ -56,11 +93,10 @@ pub(super) fn http_client(config: &AapConfig, api: &Url) -> Result<reqwest::Clie
     })
 }
 
-impl AapClient {
+impl Http {
     /// `{api}{path}?{query}`; `path` is relative to `/v2/` and ends with a slash.
     pub(super) fn url(&self, path: &str, query: &[(&str, &str)]) -> Result<Url, AapError> {
         let mut url = self
-            .inner
             .api
             .join(path)
             .map_err(|e| AapError::Config(format!("bad AAP path {path:?}: {e}")))?;
@@ -73,7 +109,7 @@ impl AapClient {
     /// Joins a path from an answer (`next`, `Location`, `related.*`) to the host. A full
     /// URL naming another origin is refused: the token must not travel there.
     pub(super) fn resolve(&self, path: &str) -> Result<Url, AapError> {
-        let api = &self.inner.api;
+        let api = &self.api;
         let url = api.join(path).map_err(|e| AapError::Decode {
             url: api.to_string(),
             cause: format!("bad link {path:?}: {e}"),
@@ -89,7 +125,7 @@ impl AapClient {
 
     /// GET with retries after 5xx, timeouts, connection failures and short 429s.
     pub(super) async fn get(&self, url: &Url) -> Result<Answer, AapError> {
-        let policy = &self.inner.retry;
+        let policy = &self.retry;
         let mut attempt = 1;
         loop {
             let last = attempt >= policy.attempts;
@@ -124,10 +160,10 @@ impl AapClient {
         url: &Url,
         body: Option<&Value>,
     ) -> Result<Answer, AapError> {
-        let token = self.inner.token.current()?;
+        let token = self.token.current()?;
         let answer = self.send_with(method.clone(), url, body, &token).await?;
-        if answer.status == StatusCode::UNAUTHORIZED && self.inner.token.is_file() {
-            let fresh = self.inner.token.reload()?;
+        if answer.status == StatusCode::UNAUTHORIZED && self.token.is_file() {
+            let fresh = self.token.reload()?;
             if fresh != token {
                 tracing::info!(url = %url, "AAP token rejected; retrying with the token file's new content");
                 return self.send_with(method, url, body, &fresh).await;
@@ -148,15 +184,14 @@ impl AapClient {
         // serves waiters first come, first served, so every instance's request gets its
         // turn in the order it asked.
         let _permit =
-            self.inner.permits.acquire().await.map_err(|_| {
+            self.permits.acquire().await.map_err(|_| {
                 AapError::Config("the AAP client is closed: restart the runner".into())
             })?;
-        let _counted = InFlight::enter(&self.inner.in_flight);
+        let _counted = InFlight::enter(&self.in_flight);
         let started = Instant::now();
         // bearer_auth marks the header sensitive, so it stays out of hyper's debug output.
         let mut request = self
-            .inner
-            .http
+            .client
             .request(method.clone(), url.clone())
             .bearer_auth(token.expose());
         if let Some(body) = body {
@@ -205,7 +240,7 @@ impl Drop for InFlight<'_> {
 }
 
 /// `{base_url}/v2/`, from what a person configured.
-pub(super) fn api_url(base: &str) -> Result<Url, AapError> {
+fn api_url(base: &str) -> Result<Url, AapError> {
     let trimmed = base.trim().trim_end_matches('/');
     // Forgiving of a base that already names the version.
     let trimmed = trimmed.strip_suffix("/v2").unwrap_or(trimmed);
