@@ -23,16 +23,9 @@ impl Planner<'_> {
             }
             return;
         };
-        match job.cancel_requested_at {
+        match &job.cancel_requested_at {
             None => {
-                self.effects.push(Effect::Cancel {
-                    key: key.to_string(),
-                    job_id: job_id.clone(),
-                    provider: job.provider,
-                });
-                let j = jobs::find_by_key_mut(&mut self.st.jobs, key).expect("found above");
-                j.cancel_requested_at = Some(self.now.clone());
-                j.message = format!("cancel requested: {why}");
+                self.send_cancel(&job, &job_id, format!("cancel requested: {why}"));
                 self.event(
                     false,
                     reasons::CANCEL_REQUESTED,
@@ -42,17 +35,11 @@ impl Planner<'_> {
             Some(sent) => {
                 let deadline = after(sent.0, self.policy.cancel_deadline);
                 if self.obs.now >= deadline {
-                    self.effects.push(Effect::Cancel {
-                        key: key.to_string(),
-                        job_id: job_id.clone(),
-                        provider: job.provider,
-                    });
-                    let j = jobs::find_by_key_mut(&mut self.st.jobs, key).expect("found above");
-                    j.cancel_requested_at = Some(self.now.clone());
-                    j.message = format!(
+                    let message = format!(
                         "cancel not confirmed after {}s; asked again",
                         self.policy.cancel_deadline.as_secs()
                     );
+                    self.send_cancel(&job, &job_id, message);
                     self.event(
                         true,
                         reasons::CANCEL_NOT_CONFIRMED,
@@ -68,6 +55,19 @@ impl Planner<'_> {
                 }
             }
         }
+    }
+
+    /// The cancel effect for `job`, and on its entry when it was asked and why.
+    fn send_cancel(&mut self, job: &JobEntry, job_id: &str, message: String) {
+        let key = &job.correlation_key;
+        self.effects.push(Effect::Cancel {
+            key: key.clone(),
+            job_id: job_id.to_string(),
+            provider: job.provider,
+        });
+        let j = jobs::find_by_key_mut(&mut self.st.jobs, key).expect("found by the caller");
+        j.cancel_requested_at = Some(self.now.clone());
+        j.message = message;
     }
 
     pub(super) fn cancel_signal(&mut self) {
