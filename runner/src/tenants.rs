@@ -157,8 +157,9 @@ pub enum TenantError {
 
 struct TenantContext {
     client: kube::Client,
-    /// Set once the UserDefinedNetwork resource turned out not to be served.
-    no_udn: AtomicBool,
+    /// Set once "the UserDefinedNetwork resource is not served" has been logged. Each Tenant
+    /// still tries, so a network CRD installed later is picked up without a restart.
+    no_udn_logged: AtomicBool,
 }
 
 fn udn_resource() -> ApiResource {
@@ -179,7 +180,7 @@ pub async fn run(
 ) {
     let ctx = Arc::new(TenantContext {
         client,
-        no_udn: AtomicBool::new(false),
+        no_udn_logged: AtomicBool::new(false),
     });
     Controller::new(api, watcher::Config::default())
         .graceful_shutdown_on(shutdown)
@@ -230,25 +231,25 @@ async fn apply(t: &Tenant, api: &Api<Tenant>, ctx: &TenantContext) -> Result<Act
     namespaces
         .patch(&ns, &params, &Patch::Apply(&namespace))
         .await?;
-    if !ctx.no_udn.load(Ordering::Relaxed) {
-        let udns: Api<DynamicObject> =
-            Api::namespaced_with(ctx.client.clone(), &ns, &udn_resource());
-        let udn = json!({
-            "apiVersion": "k8s.ovn.org/v1", "kind": "UserDefinedNetwork",
-            "metadata": { "name": UDN_NAME, "namespace": ns, "labels": labels(t) },
-            "spec": { "topology": "Layer2", "layer2": {
-                "role": "Primary", "subnets": ["10.200.0.0/16"], "ipam": { "lifecycle": "Persistent" } } },
-        });
-        match udns.patch(UDN_NAME, &params, &Patch::Apply(&udn)).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.code == 404 => {
+    let udns: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &ns, &udn_resource());
+    let udn = json!({
+        "apiVersion": "k8s.ovn.org/v1", "kind": "UserDefinedNetwork",
+        "metadata": { "name": UDN_NAME, "namespace": ns, "labels": labels(t) },
+        "spec": { "topology": "Layer2", "layer2": {
+            "role": "Primary", "subnets": ["10.200.0.0/16"], "ipam": { "lifecycle": "Persistent" } } },
+    });
+    match udns.patch(UDN_NAME, &params, &Patch::Apply(&udn)).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if tenant::network_not_served(&s) => {
+            if !ctx.no_udn_logged.swap(true, Ordering::Relaxed) {
                 info!(
                     "the UserDefinedNetwork resource (k8s.ovn.org/v1) is not served: tenant namespaces get no primary network; install OVN-Kubernetes' CRDs to have one"
                 );
-                ctx.no_udn.store(true, Ordering::Relaxed);
             }
-            Err(e) => return Err(e.into()),
         }
+        // Among them the 404 for a namespace deleted since the apply above (an old one of
+        // the same name that was terminating): the next pass creates it again.
+        Err(e) => return Err(e.into()),
     }
     let ready = t.status.as_ref().is_some_and(|s| {
         s.phase == Some(TenantPhase::Ready) && s.namespace.as_deref() == Some(ns.as_str())

@@ -98,6 +98,18 @@ pub const PRIMARY_UDN_LABEL: &str = "k8s.ovn.org/primary-user-defined-network";
 /// Name of the UserDefinedNetwork in a tenant namespace.
 pub const UDN_NAME: &str = "udn";
 
+/// Whether the API server's 404 to a write of the tenant's network means that the
+/// UserDefinedNetwork resource is not served (no OVN-Kubernetes CRDs). A write into a
+/// namespace deleted a moment earlier gets a 404 too, from NamespaceLifecycle, naming the
+/// namespace: that one is retried, never read as "no network here".
+pub fn network_not_served(status: &kube::core::Status) -> bool {
+    status.code == 404
+        && status
+            .details
+            .as_ref()
+            .is_none_or(|d| d.kind != "namespaces")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -289,6 +289,46 @@ async fn provision_waits_for_the_tenant_then_puts_the_vm_in_its_namespace_everyw
     provision_waits_for_the_tenant_then_puts_the_vm_in_its_namespace(Watch::Everywhere).await
 }
 
+/// The runner tells the two 404s a write of the tenant's network can get apart the way the
+/// real API server words them: a namespace deleted a moment ago (after an old namespace of
+/// the same name finished terminating) is retried; only a resource that is not served means
+/// a tenant without a network.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_network_write_into_a_vanished_namespace_is_not_read_as_no_network_served()
+-> anyhow::Result<()> {
+    let bed = Bed::without_runner("tenant-404").await?;
+    let udn = json!({
+        "apiVersion": "k8s.ovn.org/v1", "kind": "UserDefinedNetwork",
+        "metadata": { "name": UDN_NAME },
+        "spec": { "topology": "Layer2", "layer2": { "role": "Primary", "subnets": ["10.200.0.0/16"] } },
+    });
+    let apply = |namespace: &str, resource: &kube::api::ApiResource| {
+        let api: Api<DynamicObject> = Api::namespaced_with(bed.client.clone(), namespace, resource);
+        let udn = udn.clone();
+        async move {
+            match api
+                .patch(UDN_NAME, &PatchParams::apply("test"), &Patch::Apply(&udn))
+                .await
+            {
+                Err(kube::Error::Api(s)) => Ok(*s),
+                other => Err(anyhow::anyhow!("expected an API error, got {other:?}")),
+            }
+        }
+    };
+
+    let vanished = apply(&format!("{}-gone", bed.namespace), &udn_resource()).await?;
+    assert_eq!(vanished.code, 404, "{vanished:?}");
+    assert!(!tenant::network_not_served(&vanished), "{vanished:?}");
+
+    let mut unserved = udn_resource();
+    unserved.version = "v9".into();
+    unserved.api_version = "k8s.ovn.org/v9".into();
+    let unserved = apply(&bed.namespace, &unserved).await?;
+    assert_eq!(unserved.code, 404, "{unserved:?}");
+    assert!(tenant::network_not_served(&unserved), "{unserved:?}");
+    Ok(())
+}
+
 // ---- restart ---------------------------------------------------------------------------
 
 async fn restart_replaces_the_vmi_in_the_tenant_namespace(watch: Watch) -> anyhow::Result<()> {
