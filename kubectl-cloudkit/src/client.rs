@@ -6,7 +6,7 @@ use cloudkit_shared::names::PLUGIN_FIELD_MANAGER;
 use cloudkit_shared::read;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
-use kube::{Client, Config};
+use kube::{Client, Config, Resource};
 
 use crate::cli::GlobalArgs;
 use crate::error::{Error, Op};
@@ -164,24 +164,37 @@ impl<'a> Instances<'a> {
         if let Some(selector) = selector {
             params = params.labels(selector);
         }
-        let raw = self.raw();
+        // Requested and decoded here, not by `Api::list`: kube's list type buffers every
+        // page whole before decoding it, managedFields included (`read::page`).
+        let path = ComputeInstance::url_path(&(), self.namespace);
         let mut items = Vec::new();
         loop {
-            let page = raw
+            let request = kube::core::Request::new(&path)
                 .list(&params)
+                .map_err(|e| Error::Usage(format!("cannot build the list request: {e}")))?;
+            let body = self
+                .target
+                .client
+                .request_text(request)
                 .await
                 .map_err(|e| self.op("list", None).error(e))?;
-            for obj in page.items {
-                match read::instance(obj) {
+            let page = read::page(&body).map_err(|e| {
+                Error::Failed(format!(
+                    "the API server's list of computeinstances is not a list ({e}); is {} a Kubernetes API server?",
+                    self.target.server
+                ))
+            })?;
+            for item in page.items {
+                match item {
                     Ok(ci) => items.push(ci),
                     Err(e) => eprintln!(
                         "warning: {e}; fix the field (kubectl edit) so cloudkit can read it"
                     ),
                 }
             }
-            match page.metadata.continue_ {
-                Some(token) if !token.is_empty() => params = params.continue_token(&token),
-                _ => break,
+            match page.continue_token {
+                Some(token) => params = params.continue_token(&token),
+                None => break,
             }
         }
         items.sort_by(|a, b| {

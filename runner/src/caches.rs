@@ -11,8 +11,6 @@ use std::sync::{Arc, Mutex};
 use kube::runtime::watcher;
 use tracing::{debug, error, warn};
 
-pub mod lean_meta;
-
 #[derive(Default)]
 pub struct Caches {
     instances: AtomicBool,

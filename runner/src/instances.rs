@@ -25,7 +25,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use tracing::{info, warn};
 
-use crate::caches::lean_meta;
+use cloudkit_shared::lean_meta;
 
 /// Unreadable objects by `namespace/name`, with the message last reported for each.
 #[derive(Clone)]

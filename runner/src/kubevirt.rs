@@ -17,7 +17,7 @@ use kube::{Resource, ResourceExt};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use crate::caches::lean_meta;
+use cloudkit_shared::lean_meta;
 
 /// `kubevirt.io/v1` VirtualMachine: only what [`vm_info`] reads.
 #[derive(Clone, Debug, Default, Deserialize)]

@@ -8,6 +8,7 @@ pub mod eda;
 pub mod fixtures;
 pub mod instance;
 pub mod jobs;
+pub mod lean_meta;
 pub mod management;
 pub mod names;
 pub mod plan;
