@@ -22,6 +22,9 @@ async fn every_figure_is_produced() -> anyhow::Result<()> {
         "Runner CPU",
         "AAP requests per poll tick",
         "Plugin wall time",
+        "Plugin `list -A`",
+        "Control plane memory",
+        "Burst of instances",
         "Binary sizes",
         "Creating instances",
     ] {
@@ -32,8 +35,8 @@ async fn every_figure_is_produced() -> anyhow::Result<()> {
     }
     let figures = report.figures().count();
     // Settle (2), memory (1 + idle), CPU (1), restarts (3), creation (1), poll (1),
-    // plugin (5), sizes (2).
-    assert!(figures >= 17, "{figures} figures:\n{page}");
+    // plugin (6), list (4), control plane memory (1), burst (4), sizes (2).
+    assert!(figures >= 26, "{figures} figures:\n{page}");
     for f in report.figures() {
         assert!(
             !f.value.as_deref().unwrap_or_default().is_empty(),

@@ -25,6 +25,8 @@ pub struct BurstFigure {
     pub launch_requests: u64,
     /// Instances with more than one provision job in AAP, counted after the settle.
     pub duplicates: usize,
+    /// Template lookups (`job_templates/` and `workflow_job_templates/` requests) made.
+    pub template_lookups: u64,
 }
 
 impl BurstFigure {
@@ -71,5 +73,8 @@ pub async fn measure(
         create_time,
         peak_in_flight: sim.peak_requests_in_flight(),
         launch_requests: sim.counter(crate::aap_sim::Endpoint::Launch).requests,
+        template_lookups: sim
+            .counter(crate::aap_sim::Endpoint::TemplateLookup)
+            .requests,
     })
 }

@@ -100,7 +100,9 @@ impl BenchOptions {
             poll_interval: Duration::from_secs(1),
             aap_poll_interval: Duration::from_secs(5),
             plugin_runs: 20,
-            concurrency: 32,
+            // Creation is bound by kube-apiserver's CPU; more in flight keeps it busy
+            // while others wait on etcd.
+            concurrency: 64,
             quiet: Duration::from_secs(2),
             budget: Some(Duration::from_secs(15 * 60)),
             command: "cargo run --release -p cloudkit-testbed -- bench".into(),
@@ -229,13 +231,15 @@ pub async fn run(
         bench.failed("AAP requests per poll tick", &e);
     }
     if let Err(e) = bench.plugin(seed.as_ref()).await {
-        bench.failed("Plugin wall time", &e);
+        bench.failed(PLUGIN, &e);
     }
     bench.binary_sizes();
     Ok(bench.report(machine, versions, started))
 }
 
 const BURST: &str = "Burst of instances created at once (AAP backpressure)";
+const PLUGIN: &str = "Plugin wall time (median)";
+const LIST: &str = "Plugin `list -A` over the whole cluster (median)";
 
 /// The AAP simulator for seeding and settling: quick, successful jobs whose playbooks
 /// create the VM and VMI in the cluster.
@@ -379,6 +383,7 @@ impl Bench<'_> {
                     f.duplicates.to_string(),
                 )
                 .target("0", f.duplicates == 0),
+                lookups_figure(&f),
             ],
         );
         Ok(())
@@ -547,6 +552,10 @@ impl Bench<'_> {
                 self.restart_figures(&restarts);
             }
             runner.stop(Duration::from_secs(10));
+            self.server_memory(size);
+            if let Err(e) = self.list_all(size).await {
+                self.failed(LIST, &e);
+            }
             if Some(&size) == options.sizes.last() {
                 let bytes = ObjectBytes::measure(&self.client, &namespace, 50).await?;
                 self.object_bytes_note(&bytes, size);
@@ -557,17 +566,21 @@ impl Bench<'_> {
 
     fn settled_figures(&mut self, s: &Settled) {
         let n = count(s.instances);
-        let mut settle = vec![
-            Figure::new(
-                format!("{n} instances: start → all reconciled"),
-                format!(
-                    "{} ({} reconciles; lease at {}, first reconcile at {})",
-                    secs(s.settle),
-                    s.metrics.reconciles,
-                    s.to_leader.map(secs).unwrap_or_else(|| "-".into()),
-                    s.to_first_reconcile.map(secs).unwrap_or_else(|| "-".into())
-                ),
+        let mut settle_time = Figure::new(
+            format!("{n} instances: start → all reconciled"),
+            format!(
+                "{} ({} reconciles; lease at {}, first reconcile at {})",
+                secs(s.settle),
+                s.metrics.reconciles,
+                s.to_leader.map(secs).unwrap_or_else(|| "-".into()),
+                s.to_first_reconcile.map(secs).unwrap_or_else(|| "-".into())
             ),
+        );
+        if s.instances == 100_000 {
+            settle_time = settle_time.target("< 30 s", s.settle < Duration::from_secs(30));
+        }
+        let mut settle = vec![
+            settle_time,
             Figure::new(
                 format!("{n} instances: status writes while settling"),
                 s.metrics.status_writes.to_string(),
@@ -584,9 +597,11 @@ impl Bench<'_> {
             format!("{n} instances: peak RSS (VmHWM)"),
             format!("{} (RSS now {})", mib(s.proc.peak_rss), mib(s.proc.rss)),
         );
+        // A fifth of the upstream operator's 79 / 239 MiB at 1,000 / 10,000.
         let limit = match s.instances {
-            1_000 => Some(30),
-            10_000 => Some(100),
+            1_000 => Some(16),
+            10_000 => Some(48),
+            100_000 => Some(500),
             _ => None,
         };
         if let Some(limit) = limit {
@@ -619,14 +634,19 @@ impl Bench<'_> {
     }
 
     fn restart_figures(&mut self, r: &Restarts) {
+        let targeted = |n: usize| n == 1_000 || n == 10_000;
         let n = count(r.instances);
         let samples = r.samples.len();
         let mut figures = Vec::new();
         match r.latency(50.0) {
-            Some(p50) => figures.push(Figure::new(
-                format!("{n} instances: p50 ({samples} restarts)"),
-                ms(p50),
-            )),
+            Some(p50) => {
+                let mut f =
+                    Figure::new(format!("{n} instances: p50 ({samples} restarts)"), ms(p50));
+                if targeted(r.instances) {
+                    f = f.target("< 8 ms", p50 < Duration::from_millis(8));
+                }
+                figures.push(f);
+            }
             None => figures.push(Figure::missing(format!("{n} instances: p50"))),
         }
         match r.latency(99.0) {
@@ -638,8 +658,8 @@ impl Bench<'_> {
                     ),
                     ms(p99),
                 );
-                if r.instances == 1_000 {
-                    f = f.target("< 50 ms", p99 < Duration::from_millis(50));
+                if targeted(r.instances) {
+                    f = f.target("< 15 ms", p99 < Duration::from_millis(15));
                 }
                 figures.push(f);
             }
@@ -803,13 +823,12 @@ impl Bench<'_> {
                 &namespace,
                 population::SEED_NAME,
                 runs,
-                runs.min(5),
             )
         })
         .await??;
-        let ratio = f.ratio();
+        let direct_ratio = f.direct_ratio();
         self.section(
-            "Plugin wall time (median)",
+            PLUGIN,
             vec![
                 Figure::new(
                     format!("`kubectl cloudkit jobs NAME` ({runs} runs)"),
@@ -819,37 +838,99 @@ impl Bench<'_> {
                     format!("`kubectl get computeinstance NAME -o json` ({runs} runs)"),
                     ms(f.get_json),
                 ),
-                Figure::new("ratio jobs / get", format!("{ratio:.2}"))
-                    .target("< 0.25", ratio < 0.25),
+                // No target: kubectl's own start-up (below) is the floor of any plugin.
+                Figure::new(
+                    "ratio jobs through kubectl / get",
+                    format!("{:.2}", f.ratio()),
+                ),
                 Figure::new(
                     "`kubectl-cloudkit jobs NAME` run directly",
                     ms(f.jobs_direct),
                 ),
                 Figure::new(
                     "ratio plugin run directly / get",
-                    format!("{:.2}", f.direct_ratio()),
-                ),
+                    format!("{direct_ratio:.2}"),
+                )
+                .target("≤ 0.15", direct_ratio <= 0.15),
                 Figure::new(
                     "`kubectl version --client` (kubectl's own start-up)",
                     ms(f.kubectl_startup),
                 ),
-                Figure::new(
-                    format!(
-                        "`kubectl-cloudkit list -A` run directly, {} instances ({} runs)",
-                        count(f.list.instances),
-                        f.list.runs
-                    ),
-                    ms(f.list.direct),
-                )
-                .target("< 500 ms", f.list.direct < Duration::from_millis(500)),
-                Figure::new("`kubectl cloudkit list -A`", ms(f.list.via_kubectl)),
-                Figure::new(
-                    "`kubectl get computeinstances -A -o json`",
-                    ms(f.list.get_json),
-                ),
             ],
         );
         Ok(())
+    }
+
+    /// `list -A` over the whole cluster while it holds `size` instances in the scale
+    /// namespace (and the other sections' few thousand).
+    async fn list_all(&mut self, size: usize) -> anyhow::Result<()> {
+        let runs = self.options.plugin_runs.min(5);
+        // kubectl's own decode of ten thousand objects takes seconds a run; beyond that
+        // it is left out.
+        let with_get = size <= 10_000;
+        self.progress.say(format!(
+            "timing kubectl cloudkit list -A with {} instances, {runs} runs each",
+            count(size)
+        ));
+        let server = plugin::server_list(&self.client, runs).await?;
+        let (kubeconfig, plugin_dir, plugin) = (
+            self.cp.kubeconfig_path().to_path_buf(),
+            self.bins.plugin_dir.clone(),
+            self.bins.plugin.clone(),
+        );
+        let l = tokio::task::spawn_blocking(move || {
+            plugin::measure_list(&kubeconfig, &plugin_dir, &plugin, runs, with_get, server)
+        })
+        .await??;
+        let n = count(l.instances);
+        let mut direct = Figure::new(
+            format!("`kubectl-cloudkit list -A` run directly, {n} instances ({runs} runs)"),
+            ms(l.direct),
+        );
+        if size == 10_000 {
+            direct = direct.target("< 500 ms", l.direct < Duration::from_millis(500));
+        }
+        let mut figures = vec![
+            direct,
+            Figure::new(
+                format!(
+                    "{n} instances: the API server's part (the same {} pages of 500, fetched, not decoded)",
+                    l.server.pages
+                ),
+                format!("{} ({})", ms(l.server.time), mib(l.server.bytes as u64)),
+            ),
+            Figure::new(
+                format!("{n} instances: `kubectl cloudkit list -A`"),
+                ms(l.via_kubectl),
+            ),
+        ];
+        if let Some(get) = l.get_json {
+            figures.push(Figure::new(
+                format!("{n} instances: `kubectl get computeinstances -A -o json`"),
+                ms(get),
+            ));
+        }
+        self.section(LIST, figures);
+        Ok(())
+    }
+
+    /// kube-apiserver's and etcd's resident memory now, for context beside the runner's.
+    fn server_memory(&mut self, size: usize) {
+        let Some((apiserver, etcd)) = self.cp.server_pids() else {
+            return;
+        };
+        let rss = |pid| {
+            runner::proc_stats(pid)
+                .map(|p| mib(p.rss))
+                .unwrap_or_else(|e| format!("unreadable: {e}"))
+        };
+        self.section(
+            "Control plane memory (context, not the runner's)",
+            vec![Figure::new(
+                format!("{} instances: kube-apiserver / etcd RSS", count(size)),
+                format!("{} / {}", rss(apiserver), rss(etcd)),
+            )],
+        );
     }
 
     fn binary_sizes(&mut self) {
@@ -864,6 +945,27 @@ impl Bench<'_> {
         ];
         self.section("Binary sizes", figures);
     }
+}
+
+/// The burst launches from one template: the runner's default refresh period (5 min) allows
+/// one lookup per period it lasted.
+fn lookups_figure(f: &burst::BurstFigure) -> Figure {
+    const REFRESH: Duration = Duration::from_secs(300);
+    let periods = 1 + (f.launch_time.as_secs() / REFRESH.as_secs());
+    Figure::new(
+        format!(
+            "{} launches from 1 template: AAP template lookups",
+            count(f.instances)
+        ),
+        f.template_lookups.to_string(),
+    )
+    .target(
+        format!(
+            "≤ {periods} (one per template per {} refresh)",
+            secs(REFRESH)
+        ),
+        f.template_lookups <= periods,
+    )
 }
 
 fn poll_figure(f: &PollFigure) -> Figure {

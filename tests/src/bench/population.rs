@@ -32,7 +32,7 @@ pub struct Seed {
 
 /// The name of instance number `i`.
 pub fn instance_name(i: usize) -> String {
-    format!("ci-{i:05}")
+    format!("ci-{i:06}")
 }
 
 pub const SEED_NAME: &str = "benchseed";
@@ -231,21 +231,22 @@ mod tests {
             uid: "1111-2222".into(),
             status: r#"{"virtualMachineReference":{"namespace":"bench-seed-7","kubeVirtVirtualMachineName":"benchseed"},"jobs":[{"correlationKey":"1111-2222:provision:abc:1"}]}"#.into(),
         };
-        let status = seed.status_for("bench-scale-9", "ci-00042", "3333");
+        let status = seed.status_for("bench-scale-9", "ci-000042", "3333");
         assert_eq!(
             status["virtualMachineReference"]["namespace"],
             "bench-scale-9"
         );
         assert_eq!(
             status["virtualMachineReference"]["kubeVirtVirtualMachineName"],
-            "ci-00042"
+            "ci-000042"
         );
         assert_eq!(status["jobs"][0]["correlationKey"], "3333:provision:abc:1");
     }
 
     #[test]
     fn names_sort_in_creation_order() {
-        assert_eq!(instance_name(7), "ci-00007");
+        assert_eq!(instance_name(7), "ci-000007");
         assert!(instance_name(999) < instance_name(1000));
+        assert!(instance_name(99_999) < instance_name(100_000));
     }
 }

@@ -186,6 +186,8 @@ async fn bench(
         }
         options.sizes = sizes.to_vec();
         options.restart_at = sizes.to_vec();
+        // Sizes asked for by name are measured however long their creation takes.
+        options.budget = None;
         options.command = format!("{} --sizes {}", options.command, join(sizes));
     }
     if debug {

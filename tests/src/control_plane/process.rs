@@ -99,6 +99,10 @@ impl ServerProcess {
         Ok(Self { name, child, log })
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGKILL now (and reap), as a crash would.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
