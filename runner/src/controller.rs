@@ -234,10 +234,17 @@ pub async fn run(
     let vm_writer = reflector::store::Writer::<VirtualMachine>::default();
     let vmi_writer = reflector::store::Writer::<VirtualMachineInstance>::default();
     let (vms, vmis) = (vm_writer.as_reader(), vmi_writer.as_reader());
+    let vm_index = crate::vm_index::VmIndex::default();
+    let indexing = vm_index.clone();
     let vm_stream = reflector::reflector(
         vm_writer,
         kubevirt::watch(&client, settings.namespace.as_deref()).default_backoff(),
     )
+    .inspect(move |event| {
+        if let Ok(event) = event {
+            indexing.observe(event);
+        }
+    })
     .inspect(caches::track(
         caches.clone(),
         Cache::Vms,
@@ -276,6 +283,7 @@ pub async fn run(
         eda,
         caches,
         vms: vms.clone(),
+        vm_index,
         vmis: vmis.clone(),
         tenants,
         aap_jobs: aap_jobs.clone(),

@@ -29,3 +29,4 @@ pub(crate) mod secret;
 pub(crate) mod status;
 pub(crate) mod tenants;
 pub(crate) mod test_hook;
+pub(crate) mod vm_index;

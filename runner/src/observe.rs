@@ -126,7 +126,17 @@ fn find_vm(
             return Some(vm);
         }
     }
-    ctx.vms.find(|vm| ours(vm))
+    // Named otherwise: the index, never a scan of every VM.
+    [Some(namespace), reference_ns, tenant_ns]
+        .into_iter()
+        .flatten()
+        .flat_map(|ns| {
+            ctx.vm_index
+                .names(ns, name)
+                .into_iter()
+                .map(move |vm_name| ObjectRef::new(&vm_name).within(ns))
+        })
+        .find_map(|key| ctx.vms.get(&key).filter(|vm| ours(vm)))
 }
 
 async fn observe_aap(job: &JobEntry, ctx: &Context) -> Option<JobObservation> {
