@@ -83,8 +83,18 @@ pub struct BenchOptions {
     /// How long the AAP simulator takes to answer each launch in the burst (a real
     /// controller takes a fraction of a second).
     pub burst_launch_latency: Duration,
-    /// Run the burst measurement and nothing else.
-    pub only_burst: bool,
+    /// Run one measurement and nothing else.
+    pub only: Option<Only>,
+}
+
+/// The measurements `--only` can pick.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Only {
+    /// Instances created at once: launch rate and AAP requests in flight.
+    Burst,
+    /// The sizes: creation, settle, memory, CPU, restarts, `list -A`, the control plane's
+    /// memory (the seed instance first).
+    Scale,
 }
 
 impl BenchOptions {
@@ -109,7 +119,7 @@ impl BenchOptions {
             runner_env: Vec::new(),
             burst: 1_000,
             burst_launch_latency: Duration::from_millis(100),
-            only_burst: false,
+            only: None,
         }
     }
 
@@ -199,10 +209,12 @@ pub async fn run(
     bench.notes.push("Running instances are not provisioned one by one: one seed instance is provisioned by the runner through the AAP simulator; each copy gets a VM, a Running VMI, the seed's finalizer and reconciled-config-version annotation, and the seed's settled status (name, namespace and UID swapped) written by server-side apply under the runner's field manager, exactly as the runner writes it. The runner then only has to settle them.".into());
     bench.notes.push("Timings share two cores with kube-apiserver, etcd, the simulators, the bench itself and other engineers' test runs (see the load averages): treat single figures as noisy; latencies are medians / percentiles of many samples.".into());
 
-    if let Err(e) = bench.burst().await {
+    if options.only != Some(Only::Scale)
+        && let Err(e) = bench.burst().await
+    {
         bench.failed(BURST, &e);
     }
-    if options.only_burst {
+    if options.only == Some(Only::Burst) {
         return Ok(bench.report(machine, versions, started));
     }
     let sim = quick_simulator(&bench.client).await?;
@@ -222,6 +234,10 @@ pub async fn run(
             "Settle, memory, CPU and restarts",
             vec![Figure::missing("all sizes")],
         );
+    }
+    if options.only == Some(Only::Scale) {
+        sim.stop().await;
+        return Ok(bench.report(machine, versions, started));
     }
     if let Err(e) = bench.idle(&sim).await {
         bench.failed("Runner memory, idle", &e);

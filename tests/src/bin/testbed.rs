@@ -56,8 +56,9 @@ enum Cmd {
         #[arg(long)]
         output: Option<PathBuf>,
         /// Only one measurement: `burst` (N instances created at once: launch rate and
-        /// peak AAP requests in flight); written to target/BENCHMARKS-burst.md by default.
-        #[arg(long, value_parser = ["burst"])]
+        /// peak AAP requests in flight; written to target/BENCHMARKS-burst.md by default)
+        /// or `scale` (the sizes alone: creation, settle, memory, CPU, restarts, list -A).
+        #[arg(long, value_parser = ["burst", "scale"])]
         only: Option<String>,
         /// Measure the debug build (no release build needed; timings are not comparable
         /// with release figures, counts such as the burst's peak concurrency are).
@@ -89,8 +90,13 @@ async fn main() {
         debug,
     } = &cli.command
     {
-        let only_burst = only.as_deref() == Some("burst");
-        std::process::exit(bench(*quick, sizes, output.clone(), only_burst, *debug).await);
+        use cloudkit_testbed::bench::Only;
+        let only = match only.as_deref() {
+            Some("burst") => Some(Only::Burst),
+            Some("scale") => Some(Only::Scale),
+            _ => None,
+        };
+        std::process::exit(bench(*quick, sizes, output.clone(), only, *debug).await);
     }
     if let Cmd::Soak { instances, seed } = &cli.command {
         std::process::exit(soak(*instances as usize, *seed).await);
@@ -168,7 +174,7 @@ async fn bench(
     quick: bool,
     sizes: &[usize],
     output: Option<PathBuf>,
-    only_burst: bool,
+    only: Option<cloudkit_testbed::bench::Only>,
     debug: bool,
 ) -> i32 {
     use cloudkit_testbed::bench::{self, BenchOptions, runner};
@@ -194,18 +200,22 @@ async fn bench(
         options.profile = cloudkit_testbed::bench::binaries::Profile::Debug;
         options.command = format!("{} --debug", options.command.replace("--release ", ""));
     }
-    if only_burst {
-        options.only_burst = true;
-        options.command = format!("{} --only burst", options.command);
+    match only {
+        Some(bench::Only::Burst) => options.command = format!("{} --only burst", options.command),
+        Some(bench::Only::Scale) => options.command = format!("{} --only scale", options.command),
+        None => {}
     }
+    options.only = only;
     if let Ok(raw) = std::env::var(runner::EXTRA_ENV) {
         options.runner_env = runner::parse_extra_env(&raw).unwrap_or_else(|e| exit(2, &e));
     }
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let output = output.unwrap_or_else(|| {
         let target = cloudkit_testbed::runner_process::target_dir();
-        if only_burst {
+        if only == Some(bench::Only::Burst) {
             target.join("BENCHMARKS-burst.md")
+        } else if only == Some(bench::Only::Scale) {
+            target.join("BENCHMARKS-scale.md")
         } else if !sizes.is_empty() {
             target.join("BENCHMARKS-custom.md")
         } else if quick {
