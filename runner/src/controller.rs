@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cloudkit_shared::management::{self, ManagementState};
-use cloudkit_shared::names::{FINALIZER, INSTANCE_LABEL};
+use cloudkit_shared::names::FINALIZER;
 use cloudkit_shared::plan::plan;
 use cloudkit_shared::tenant::Tenant;
 use cloudkit_shared::{ComputeInstance, ComputeInstanceStatus};
@@ -170,11 +170,11 @@ pub fn error_policy(ci: Arc<ComputeInstance>, err: &Error, ctx: Arc<Context>) ->
 /// VM in a tenant namespace (`<instance namespace>-<13 base32 characters>`) — in the namespace
 /// that tenant namespace was made for. Looked up in the instance cache, so no guess wakes a
 /// stranger.
-fn to_instance<K: Resource>(
+fn to_instance<K: Resource + kubevirt::Labelled>(
     instances: &reflector::Store<ComputeInstance>,
     obj: &K,
 ) -> Option<ObjectRef<ComputeInstance>> {
-    let name = obj.labels().get(INSTANCE_LABEL)?;
+    let name = obj.instance()?;
     let ns = obj.namespace()?;
     let own = ObjectRef::new(name).within(&ns);
     if instances.get(&own).is_some() {

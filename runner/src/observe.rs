@@ -8,7 +8,7 @@ use std::time::Duration;
 use cloudkit_shared::config_version::matches_current;
 use cloudkit_shared::eda::{self as eda_signs, EdaSigns};
 use cloudkit_shared::jobs::{JobUpdate, next_eda_job_id};
-use cloudkit_shared::names::{AAP_FINALIZER, INSTANCE_LABEL, RECONCILED_CONFIG_VERSION_ANNOTATION};
+use cloudkit_shared::names::{AAP_FINALIZER, RECONCILED_CONFIG_VERSION_ANNOTATION};
 use cloudkit_shared::plan::{JobObservation, Observed};
 use cloudkit_shared::signals::whole_seconds;
 use cloudkit_shared::{ComputeInstance, JobEntry, JobProvider, JobType, VirtualMachineReference};
@@ -103,7 +103,7 @@ fn find_vm(
 ) -> Option<Arc<VirtualMachine>> {
     let reference_ns = reference.map(|r| r.namespace.as_str());
     let ours = |vm: &VirtualMachine| {
-        vm.labels().get(INSTANCE_LABEL).map(String::as_str) == Some(name)
+        vm.instance.as_deref() == Some(name)
             && vm.namespace().is_some_and(|ns| {
                 ns == namespace
                     || Some(ns.as_str()) == reference_ns

@@ -8,9 +8,9 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
-use cloudkit_shared::names::INSTANCE_LABEL;
-use kube::Resource;
 use kube::runtime::watcher;
+
+use crate::kubevirt::VirtualMachine;
 
 /// Fed from the VM watch's events (see [`VmIndex::observe`]); clones share one index.
 #[derive(Clone, Default)]
@@ -31,15 +31,10 @@ struct Names {
 }
 
 impl Names {
-    fn put<K: Resource>(&mut self, vm: &K) {
+    fn put(&mut self, vm: &VirtualMachine) {
         let Some((ns, name)) = key(vm) else { return };
         self.remove(&ns, &name);
-        if let Some(label) = vm
-            .meta()
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(INSTANCE_LABEL))
-        {
+        if let Some(label) = &vm.instance {
             self.by_label
                 .entry((ns.clone(), label.clone()))
                 .or_default()
@@ -62,14 +57,14 @@ impl Names {
     }
 }
 
-fn key<K: Resource>(vm: &K) -> Option<(String, String)> {
-    let meta = vm.meta();
+fn key(vm: &VirtualMachine) -> Option<(String, String)> {
+    let meta = &vm.metadata;
     Some((meta.namespace.clone()?, meta.name.clone()?))
 }
 
 impl VmIndex {
     /// Applies one event of the VM watch, as the reflector applies it to the cache.
-    pub fn observe<K: Resource>(&self, event: &watcher::Event<K>) {
+    pub fn observe(&self, event: &watcher::Event<VirtualMachine>) {
         let mut inner = self.0.lock().unwrap_or_else(|e| e.into_inner());
         match event {
             watcher::Event::Init => inner.next = Some(Names::default()),
@@ -103,20 +98,19 @@ impl VmIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kubevirt::VirtualMachine;
 
     fn vm(ns: &str, name: &str, label: Option<&str>) -> VirtualMachine {
         let mut vm = VirtualMachine::default();
         vm.metadata.namespace = Some(ns.into());
         vm.metadata.name = Some(name.into());
-        vm.metadata.labels = label.map(|l| [(INSTANCE_LABEL.to_string(), l.to_string())].into());
+        vm.instance = label.map(str::to_string);
         vm
     }
 
     #[test]
     fn a_vm_is_found_under_its_label_and_moves_or_goes_with_it() {
         let index = VmIndex::default();
-        index.observe(&watcher::Event::<VirtualMachine>::Init);
+        index.observe(&watcher::Event::Init);
         index.observe(&watcher::Event::InitApply(vm(
             "ns",
             "odd-name",
@@ -131,7 +125,7 @@ mod tests {
             index.names("ns", "vm-a").is_empty(),
             "not before the list is whole"
         );
-        index.observe(&watcher::Event::<VirtualMachine>::InitDone);
+        index.observe(&watcher::Event::InitDone);
         assert_eq!(index.names("ns", "vm-a"), ["odd-name"]);
         assert_eq!(index.names("other", "vm-a"), ["vm-a"]);
 
@@ -150,14 +144,14 @@ mod tests {
     fn a_relist_replaces_what_it_no_longer_holds() {
         let index = VmIndex::default();
         index.observe(&watcher::Event::Apply(vm("ns", "gone", Some("vm-a"))));
-        index.observe(&watcher::Event::<VirtualMachine>::Init);
+        index.observe(&watcher::Event::Init);
         index.observe(&watcher::Event::InitApply(vm("ns", "kept", Some("vm-b"))));
         assert_eq!(
             index.names("ns", "vm-a"),
             ["gone"],
             "served until the relist is whole"
         );
-        index.observe(&watcher::Event::<VirtualMachine>::InitDone);
+        index.observe(&watcher::Event::InitDone);
         assert!(index.names("ns", "vm-a").is_empty());
         assert_eq!(index.names("ns", "vm-b"), ["kept"]);
     }
