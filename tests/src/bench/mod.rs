@@ -720,7 +720,7 @@ impl Bench<'_> {
 
     fn object_bytes_note(&mut self, b: &ObjectBytes, size: usize) {
         self.notes.push(format!(
-            "What the runner's watch caches hold per instance (JSON, before parsing into maps): ComputeInstance {} B, VM {} B, VMI {} B = {} B, of which managedFields {} B ({:.0}%). For {} instances that is {} of JSON alone; the parsed `DynamicObject`s (serde_json maps) of VMs and VMIs take several times their JSON size.",
+            "What the API server serves per instance (JSON): ComputeInstance {} B, VM {} B, VMI {} B = {} B, of which managedFields {} B ({:.0}%). For {} instances that is {} of JSON; the runner parses it lean (managedFields never built; of VMs and VMIs only names, UID, instance label, deletion, run strategy and phase), so its caches hold less than that.",
             b.instance,
             b.vm,
             b.vmi,
