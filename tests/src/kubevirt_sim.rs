@@ -37,8 +37,19 @@ pub async fn create_vm(
     namespace: &str,
     name: &str,
 ) -> Result<DynamicObject, kube::Error> {
+    create_vm_for(client, namespace, name, name).await
+}
+
+/// A VM named `name` labelled for instance `instance` (a tool other than the provisioning
+/// templates may name it otherwise).
+pub async fn create_vm_for(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    instance: &str,
+) -> Result<DynamicObject, kube::Error> {
     let vms: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &vm_resource());
-    let labels = json!({ INSTANCE_LABEL: name });
+    let labels = json!({ INSTANCE_LABEL: instance });
     let vm: DynamicObject = serde_json::from_value(json!({
         "apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine",
         "metadata": { "name": name, "labels": labels },

@@ -178,6 +178,12 @@ async fn a_cluster_the_upstream_operator_ran_is_taken_over_without_one_duplicate
                   "jobs": [job("9002", "provision", "Succeeded")] })).await?;
     create_vm(&bed, "restarted").await?;
 
+    // Its VM named otherwise by whatever made it, and no reference to it in status.
+    store(&bed, "renamed", annotated(&version), string_spec.clone(),
+          json!({ "phase": "Running", "desiredConfigVersion": version, "reconciledConfigVersion": version,
+                  "jobs": [job("9004", "provision", "Succeeded")] })).await?;
+    kubevirt_sim::create_vm_for(&bed.client, &ns, "renamed-vm", "renamed").await?;
+
     store(
         &bed,
         "failed",
@@ -307,6 +313,14 @@ async fn a_cluster_the_upstream_operator_ran_is_taken_over_without_one_duplicate
         .await?;
     bed.wait_for("eda", "its upstream EDA job Succeeded", WAIT, |ci| {
         status(ci).is_some_and(|s| s.jobs.len() == 1 && s.jobs[0].state == JobState::Succeeded)
+    })
+    .await?;
+
+    // The VM labelled for it is found under its other name and recorded.
+    bed.wait_for("renamed", "its VM renamed-vm referenced", WAIT, |ci| {
+        status(ci)
+            .and_then(|s| s.virtual_machine_reference.as_ref())
+            .is_some_and(|r| r.kube_virt_virtual_machine_name == "renamed-vm" && r.namespace == ns)
     })
     .await?;
 
