@@ -170,6 +170,15 @@ pub fn error_policy(ci: Arc<ComputeInstance>, err: &Error, ctx: Arc<Context>) ->
 /// VM in a tenant namespace (`<instance namespace>-<13 base32 characters>`) — in the namespace
 /// that tenant namespace was made for. Looked up in the instance cache, so no guess wakes a
 /// stranger.
+/// Keeps a watch's errors out of the Controller. The Controller backs off its whole merged
+/// trigger stream after any error, so one watch failing over and over (KubeVirt not allowed,
+/// no Tenant CRD) held back every instance's reconcile by up to 30 s at a time. Each watch
+/// still retries with its own backoff, and `caches::track` (or kube's watcher log line) has
+/// reported the error already.
+fn no_error<K>(item: &Result<K, watcher::Error>) -> std::future::Ready<bool> {
+    std::future::ready(item.is_ok())
+}
+
 fn to_instance<K: Resource + kubevirt::Labelled>(
     instances: &reflector::Store<ComputeInstance>,
     obj: &K,
@@ -230,7 +239,8 @@ pub async fn run(
         Cache::Instances,
         readiness.ready.clone(),
     ))
-    .applied_objects();
+    .applied_objects()
+    .filter(no_error);
     let vm_writer = reflector::store::Writer::<VirtualMachine>::default();
     let vmi_writer = reflector::store::Writer::<VirtualMachineInstance>::default();
     let (vms, vmis) = (vm_writer.as_reader(), vmi_writer.as_reader());
@@ -250,7 +260,8 @@ pub async fn run(
         Cache::Vms,
         readiness.ready.clone(),
     ))
-    .applied_objects();
+    .applied_objects()
+    .filter(no_error);
     let vmi_stream = reflector::reflector(
         vmi_writer,
         kubevirt::watch(&client, settings.namespace.as_deref()).default_backoff(),
@@ -260,7 +271,8 @@ pub async fn run(
         Cache::Vmis,
         readiness.ready.clone(),
     ))
-    .applied_objects();
+    .applied_objects()
+    .filter(no_error);
     let tenant_api: Api<Tenant> = match &settings.namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
@@ -272,7 +284,8 @@ pub async fn run(
         tenant_writer,
         watcher(tenant_api.clone(), watcher::Config::default()).default_backoff(),
     )
-    .applied_objects();
+    .applied_objects()
+    .filter(no_error);
     let controller = Controller::for_stream(instance_stream, store.clone());
     let (wake_tx, wake_rx) = mpsc::channel(1024);
     let aap_jobs = poller::JobCache::default();

@@ -23,6 +23,7 @@ async fn missing_kubevirt_access_is_in_readyz_the_log_and_an_event() -> anyhow::
     // The Event on the instance (the runner leads, reads instances, cannot read VMs).
     let events: Api<Event> = Api::namespaced(bed.client.clone(), &bed.namespace);
     let deadline = Instant::now() + WAIT;
+    let asked = Instant::now();
     let event = loop {
         let found = events
             .list(&ListParams::default())
@@ -34,6 +35,7 @@ async fn missing_kubevirt_access_is_in_readyz_the_log_and_an_event() -> anyhow::
                     && e.regarding.as_ref().and_then(|r| r.uid.as_deref()) == Some(uid.as_str())
             });
         if let Some(e) = found {
+            println!("the Event came {:?} after the instance", asked.elapsed());
             break e;
         }
         anyhow::ensure!(
