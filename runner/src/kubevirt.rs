@@ -106,20 +106,14 @@ pub trait Labelled {
     fn instance(&self) -> Option<&str>;
 }
 
-impl Labelled for VirtualMachine {
-    fn instance(&self) -> Option<&str> {
-        self.instance.as_deref()
-    }
-}
-
-impl Labelled for VirtualMachineInstance {
-    fn instance(&self) -> Option<&str> {
-        self.instance.as_deref()
-    }
-}
-
 macro_rules! kubevirt_resource {
     ($type:ty, $kind:literal, $plural:literal) => {
+        impl Labelled for $type {
+            fn instance(&self) -> Option<&str> {
+                self.instance.as_deref()
+            }
+        }
+
         impl Resource for $type {
             type DynamicType = ();
             type Scope = NamespaceResourceScope;
