@@ -28,7 +28,7 @@ use crate::error::Error;
 use crate::kubevirt::{self, VirtualMachine, VirtualMachineInstance};
 use crate::metrics::Metrics;
 use crate::readiness::Readiness;
-use crate::{act, instances, observe, poller, status};
+use crate::{act, instances, list_page, observe, poller, status};
 
 /// One reconcile of one instance. Every log line under it carries the instance and its
 /// namespace from this span.
@@ -224,15 +224,17 @@ pub async fn run(
     let store = instance_writer.as_reader();
     let unreadables =
         instances::Unreadables::new(metrics.unreadable_instances.clone(), recorder.clone());
+    let instance_api = instances::api(&client, settings.namespace.as_deref());
+    let (instance_page, vm_page, vmi_page) = tokio::join!(
+        list_page::for_api(instance_api.clone()),
+        list_page::for_api(Api::<VirtualMachine>::all(client.clone())),
+        list_page::for_api(Api::<VirtualMachineInstance>::all(client.clone())),
+    );
     let instance_stream = reflector::reflector(
         instance_writer,
         // Consistent, paginated lists: a list from the watch cache (`any_semantic`) comes
         // whole in one response (a 10,000-instance list peaked at 200 MiB) and may be stale.
-        instances::watch(
-            instances::api(&client, settings.namespace.as_deref()),
-            unreadables,
-        )
-        .default_backoff(),
+        instances::watch(instance_api, instance_page, unreadables).default_backoff(),
     )
     .inspect(caches::track(
         caches.clone(),
@@ -248,7 +250,7 @@ pub async fn run(
     let indexing = vm_index.clone();
     let vm_stream = reflector::reflector(
         vm_writer,
-        kubevirt::watch(&client, settings.namespace.as_deref()).default_backoff(),
+        kubevirt::watch(&client, settings.namespace.as_deref(), vm_page).default_backoff(),
     )
     .inspect(move |event| {
         if let Ok(event) = event {
@@ -264,7 +266,7 @@ pub async fn run(
     .filter(no_error);
     let vmi_stream = reflector::reflector(
         vmi_writer,
-        kubevirt::watch(&client, settings.namespace.as_deref()).default_backoff(),
+        kubevirt::watch(&client, settings.namespace.as_deref(), vmi_page).default_backoff(),
     )
     .inspect(caches::track(
         caches.clone(),
@@ -320,6 +322,7 @@ pub async fn run(
     info!(
         provider = ?settings.policy.provider,
         namespace = settings.namespace.as_deref().unwrap_or("<all>"),
+        list_pages = format!("instances {instance_page}, VMs {vm_page}, VMIs {vmi_page}"),
         "cloudkit-runner starting"
     );
     let shutdown = shutdown.shared();

@@ -155,16 +155,15 @@ impl Stored {
     }
 }
 
-/// Instances per list page. A page is held parsed until the cache has taken all of it (at
-/// kube's default of 500 it was the largest item of the heap at 1,000 instances).
-const LIST_PAGE: u32 = 100;
-
-/// The watch over `api`'s instances as typed events; unreadable objects reported and left out.
+/// The watch over `api`'s instances as typed events, listed `page` to a page (a page is
+/// held parsed until the cache has taken all of it: `list_page`); unreadable objects
+/// reported and left out.
 pub fn watch(
     api: Api<Stored>,
+    page: u32,
     unreadables: Unreadables,
 ) -> impl Stream<Item = Result<watcher::Event<ComputeInstance>, watcher::Error>> {
-    watcher(api, watcher::Config::default().page_size(LIST_PAGE))
+    watcher(api, watcher::Config::default().page_size(page))
         .map(move |event| event.map(|e| decode(e, &unreadables)))
         .filter_map(|event| async move {
             match event {

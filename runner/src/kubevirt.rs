@@ -154,6 +154,7 @@ kubevirt_resource!(
 pub fn watch<K>(
     client: &kube::Client,
     scope: Option<&str>,
+    page: u32,
 ) -> impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + use<K>
 where
     K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
@@ -164,7 +165,9 @@ where
         + 'static,
 {
     let scope = scope.map(str::to_owned);
-    let config = watcher::Config::default().labels(INSTANCE_LABEL);
+    let config = watcher::Config::default()
+        .labels(INSTANCE_LABEL)
+        .page_size(page);
     watcher(Api::<K>::all(client.clone()), config).filter(move |event| {
         let keep = match event {
             Ok(

@@ -19,6 +19,7 @@ pub mod http;
 pub(crate) mod instances;
 pub(crate) mod kubevirt;
 pub mod leader;
+pub(crate) mod list_page;
 pub mod logs;
 pub(crate) mod memo;
 pub mod metrics;
