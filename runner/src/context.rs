@@ -17,10 +17,8 @@ pub struct Context {
     pub recorder: Recorder,
     /// Whether the instance cache and the caches below hold a full list yet.
     pub caches: std::sync::Arc<crate::caches::Caches>,
-    pub vms: Store<crate::kubevirt::VirtualMachine>,
-    /// The VMs of `vms` by namespace and instance label.
-    pub vm_index: crate::vm_index::VmIndex,
-    pub vmis: Store<crate::kubevirt::VirtualMachineInstance>,
+    pub vms: crate::kubevirt_cache::Cache<crate::kubevirt_cache::Vm>,
+    pub vmis: crate::kubevirt_cache::Cache<crate::kubevirt_cache::Vmi>,
     pub tenants: Store<cloudkit_shared::tenant::Tenant>,
     /// Latest AAP job states, filled by the poller (one list request per tick for all jobs).
     pub aap_jobs: JobCache,

@@ -28,7 +28,7 @@ use crate::error::Error;
 use crate::kubevirt::{self, VirtualMachine, VirtualMachineInstance};
 use crate::metrics::Metrics;
 use crate::readiness::Readiness;
-use crate::{act, instances, list_page, observe, poller, status};
+use crate::{act, instances, kubevirt_cache, list_page, observe, poller, status};
 
 /// One reconcile of one instance. Every log line under it carries the instance and its
 /// namespace from this span.
@@ -243,38 +243,39 @@ pub async fn run(
     ))
     .applied_objects()
     .filter(no_error);
-    let vm_writer = reflector::store::Writer::<VirtualMachine>::default();
-    let vmi_writer = reflector::store::Writer::<VirtualMachineInstance>::default();
-    let (vms, vmis) = (vm_writer.as_reader(), vmi_writer.as_reader());
-    let vm_index = crate::vm_index::VmIndex::default();
-    let indexing = vm_index.clone();
-    let vm_stream = reflector::reflector(
-        vm_writer,
-        kubevirt::watch(&client, settings.namespace.as_deref(), vm_page).default_backoff(),
-    )
-    .inspect(move |event| {
-        if let Ok(event) = event {
-            indexing.observe(event);
-        }
-    })
-    .inspect(caches::track(
-        caches.clone(),
-        Cache::Vms,
-        readiness.ready.clone(),
-    ))
-    .applied_objects()
-    .filter(no_error);
-    let vmi_stream = reflector::reflector(
-        vmi_writer,
-        kubevirt::watch(&client, settings.namespace.as_deref(), vmi_page).default_backoff(),
-    )
-    .inspect(caches::track(
-        caches.clone(),
-        Cache::Vmis,
-        readiness.ready.clone(),
-    ))
-    .applied_objects()
-    .filter(no_error);
+    let (vms, vmis) = (
+        kubevirt_cache::Cache::default(),
+        kubevirt_cache::Cache::default(),
+    );
+    let (vm_cache, vmi_cache) = (vms.clone(), vmis.clone());
+    let vm_stream = kubevirt::watch(&client, settings.namespace.as_deref(), vm_page)
+        .default_backoff()
+        .inspect(move |event| {
+            if let Ok(event) = event {
+                vm_cache.observe::<VirtualMachine>(event);
+            }
+        })
+        .inspect(caches::track(
+            caches.clone(),
+            Cache::Vms,
+            readiness.ready.clone(),
+        ))
+        .applied_objects()
+        .filter(no_error);
+    let vmi_stream = kubevirt::watch(&client, settings.namespace.as_deref(), vmi_page)
+        .default_backoff()
+        .inspect(move |event| {
+            if let Ok(event) = event {
+                vmi_cache.observe::<VirtualMachineInstance>(event);
+            }
+        })
+        .inspect(caches::track(
+            caches.clone(),
+            Cache::Vmis,
+            readiness.ready.clone(),
+        ))
+        .applied_objects()
+        .filter(no_error);
     let tenant_api: Api<Tenant> = match &settings.namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
@@ -297,9 +298,8 @@ pub async fn run(
         aap: aap.clone(),
         eda,
         caches,
-        vms: vms.clone(),
-        vm_index,
-        vmis: vmis.clone(),
+        vms,
+        vmis,
         tenants,
         aap_jobs: aap_jobs.clone(),
         fresh_intents: Default::default(),

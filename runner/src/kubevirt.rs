@@ -7,19 +7,18 @@ use std::borrow::Cow;
 use std::fmt::Debug;
 
 use cloudkit_shared::names::INSTANCE_LABEL;
-use cloudkit_shared::plan::{VmInfo, VmiInfo};
 use futures::{Stream, StreamExt};
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::Resource;
 use kube::api::Api;
 use kube::runtime::watcher;
-use kube::{Resource, ResourceExt};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use cloudkit_shared::lean_meta;
 
-/// `kubevirt.io/v1` VirtualMachine: only what [`vm_info`] reads.
+/// `kubevirt.io/v1` VirtualMachine: only what the runner's cache keeps (`kubevirt_cache::Vm`).
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(from = "ServedVm")]
 pub struct VirtualMachine {
@@ -37,7 +36,7 @@ pub struct VmSpec {
     pub running: Option<bool>,
 }
 
-/// `kubevirt.io/v1` VirtualMachineInstance: only what [`vmi_info`] reads.
+/// `kubevirt.io/v1` VirtualMachineInstance: only what the runner's cache keeps (`kubevirt_cache::Vmi`).
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(from = "ServedVmi")]
 pub struct VirtualMachineInstance {
@@ -188,29 +187,10 @@ fn in_scope(scope: Option<&str>, namespace: &str) -> bool {
     scope.is_none_or(|s| namespace == s || crate::tenants::project_of(namespace) == Some(s))
 }
 
-/// A VM whose run strategy keeps it stopped gets no new VMI after a delete.
-pub fn vm_info(vm: &VirtualMachine) -> VmInfo {
-    let halted =
-        vm.spec.run_strategy.as_deref() == Some("Halted") || vm.spec.running == Some(false);
-    VmInfo {
-        namespace: vm.namespace().unwrap_or_default(),
-        name: vm.name_any(),
-        halted,
-    }
-}
-
-pub fn vmi_info(vmi: &VirtualMachineInstance) -> VmiInfo {
-    let running =
-        vmi.metadata.deletion_timestamp.is_none() && vmi.status.phase.as_deref() == Some("Running");
-    VmiInfo {
-        uid: vmi.uid().unwrap_or_default(),
-        running,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kubevirt_cache::Cached;
     use serde_json::json;
 
     fn metadata() -> serde_json::Value {
@@ -238,8 +218,8 @@ mod tests {
                 "metadata": metadata(), "spec": spec, "status": {"ready": true},
             });
             let vm: VirtualMachine = serde_json::from_value(served).unwrap();
-            assert_eq!(vm_info(&vm).halted, halted);
-            assert_eq!(vm_info(&vm).name, "vm-1");
+            assert_eq!(vm.record().halted, halted);
+            assert!(vm.record().labelled_for("vm-1", "vm-1"));
             assert!(vm.metadata.annotations.is_none() && vm.metadata.managed_fields.is_none());
             assert!(vm.metadata.labels.is_none(), "the one label read moved out");
             assert_eq!(vm.instance.as_deref(), Some("vm-1"));
@@ -259,13 +239,14 @@ mod tests {
             }))
             .unwrap()
         };
-        assert!(vmi_info(&vmi("Running", false)).running);
-        assert!(!vmi_info(&vmi("Running", true)).running);
-        assert!(!vmi_info(&vmi("Scheduling", false)).running);
-        assert_eq!(vmi_info(&vmi("Running", false)).uid, "u1");
+        let running = vmi("Running", false).record();
+        assert!(running.running && !running.deleting);
+        assert_eq!(&*running.uid, "u1");
+        assert!(vmi("Running", true).record().deleting);
+        assert!(!vmi("Scheduling", false).record().running);
         let bare: VirtualMachineInstance =
             serde_json::from_value(json!({"metadata": {"name": "x"}})).unwrap();
-        assert!(!vmi_info(&bare).running);
+        assert!(!bare.record().running);
     }
 
     #[test]

@@ -2,24 +2,22 @@
 //! intents whose launch is uncertain, from AAP itself.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use cloudkit_shared::config_version::matches_current;
 use cloudkit_shared::eda::{self as eda_signs, EdaSigns};
 use cloudkit_shared::jobs::{JobUpdate, next_eda_job_id};
 use cloudkit_shared::names::{AAP_FINALIZER, RECONCILED_CONFIG_VERSION_ANNOTATION};
-use cloudkit_shared::plan::{JobObservation, Observed};
+use cloudkit_shared::plan::{JobObservation, Observed, VmInfo, VmiInfo};
 use cloudkit_shared::signals::whole_seconds;
 use cloudkit_shared::{ComputeInstance, JobEntry, JobProvider, JobType, VirtualMachineReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
-use kube::runtime::reflector::ObjectRef;
 
 use crate::aap::AapJob;
 use crate::context::Context;
-use crate::kubevirt::{VirtualMachine, VirtualMachineInstance, vm_info, vmi_info};
+use crate::kubevirt_cache::Vmi;
 use crate::poller::{Polled, aap_id};
 
 pub async fn observe(ci: &ComputeInstance, ctx: &Context) -> Observed {
@@ -34,10 +32,7 @@ pub async fn observe(ci: &ComputeInstance, ctx: &Context) -> Observed {
     let vm = find_vm(ctx, &name, &namespace, reference, tenant_ns.as_deref());
     let vmi = vm
         .as_ref()
-        .and_then(|vm| {
-            let key = ObjectRef::new(&vm.name_any()).within(&vm.namespace().unwrap_or_default());
-            ctx.vmis.get(&key)
-        })
+        .and_then(|vm| ctx.vmis.get(&vm.namespace, &vm.name))
         .filter(|vmi| !going(vmi, ctx));
     let history = ci
         .status
@@ -77,8 +72,11 @@ pub async fn observe(ci: &ComputeInstance, ctx: &Context) -> Observed {
         now,
         tenant: crate::tenants::info(&ctx.tenants, ci),
         jobs,
-        vm: vm.as_deref().map(vm_info),
-        vmi: vmi.as_deref().map(vmi_info),
+        vmi: vmi.map(|vmi| VmiInfo {
+            uid: vmi.uid.into(),
+            running: vmi.running && !vmi.deleting,
+        }),
+        vm,
         reconciled_config_version: signs.reconciled_config_version,
         aap_finalizer: signs.aap_finalizer,
     }
@@ -86,29 +84,28 @@ pub async fn observe(ci: &ComputeInstance, ctx: &Context) -> Observed {
 
 /// A VMI being deleted, or deleted by this process and still in the cache, is no VMI to
 /// restart: reporting it would send its deletion again.
-fn going(vmi: &VirtualMachineInstance, ctx: &Context) -> bool {
-    vmi.metadata.deletion_timestamp.is_some()
-        || vmi.uid().is_some_and(|uid| ctx.deleted_vmis.contains(&uid))
+fn going(vmi: &Vmi, ctx: &Context) -> bool {
+    vmi.deleting || ctx.deleted_vmis.contains(&vmi.uid)
 }
 
 /// The VM of the instance: the one named by the reference, else the one labelled for it in
 /// its tenant's namespace, else in its own namespace. Looked up by the names it almost always
-/// has so a reconcile does not scan every VM; a scan only when none fits.
+/// has, then among the VMs named otherwise in those namespaces; never a scan of every VM.
 fn find_vm(
     ctx: &Context,
     name: &str,
     namespace: &str,
     reference: Option<&VirtualMachineReference>,
     tenant_ns: Option<&str>,
-) -> Option<Arc<VirtualMachine>> {
+) -> Option<VmInfo> {
     let reference_ns = reference.map(|r| r.namespace.as_str());
-    let ours = |vm: &VirtualMachine| {
-        vm.instance.as_deref() == Some(name)
-            && vm.namespace().is_some_and(|ns| {
-                ns == namespace
-                    || Some(ns.as_str()) == reference_ns
-                    || Some(ns.as_str()) == tenant_ns
-            })
+    let found = |ns: &str, vm_name: &str| {
+        let vm = ctx.vms.get(ns, vm_name)?;
+        vm.labelled_for(vm_name, name).then(|| VmInfo {
+            namespace: ns.to_string(),
+            name: vm_name.to_string(),
+            halted: vm.halted,
+        })
     };
     let likely = reference
         .map(|r| {
@@ -121,22 +118,18 @@ fn find_vm(
         .chain(tenant_ns.map(|ns| (ns, name)))
         .chain([(namespace, name)]);
     for (ns, vm_name) in likely {
-        let key = ObjectRef::new(vm_name).within(ns);
-        if let Some(vm) = ctx.vms.get(&key).filter(|vm| ours(vm)) {
+        if let Some(vm) = found(ns, vm_name) {
             return Some(vm);
         }
     }
-    // Named otherwise: the index, never a scan of every VM.
     [Some(namespace), reference_ns, tenant_ns]
         .into_iter()
         .flatten()
-        .flat_map(|ns| {
-            ctx.vm_index
-                .names(ns, name)
-                .into_iter()
-                .map(move |vm_name| ObjectRef::new(&vm_name).within(ns))
+        .find_map(|ns| {
+            std::iter::once(name.to_string())
+                .chain(ctx.vms.named_for(ns, name))
+                .find_map(|vm_name| found(ns, &vm_name))
         })
-        .find_map(|key| ctx.vms.get(&key).filter(|vm| ours(vm)))
 }
 
 async fn observe_aap(job: &JobEntry, ctx: &Context) -> Option<JobObservation> {
