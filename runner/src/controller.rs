@@ -21,6 +21,7 @@ use tracing::{Instrument, debug, info, info_span, instrument, warn};
 
 use crate::aap::AapClient;
 use crate::caches::{self, Cache, Caches};
+use crate::compact::CompactInstance;
 use crate::config::Settings;
 use crate::context::Context;
 use crate::eda::EdaClient;
@@ -32,10 +33,11 @@ use crate::{act, instances, kubevirt_cache, list_page, observe, poller, status};
 
 /// One reconcile of one instance. Every log line under it carries the instance and its
 /// namespace from this span.
-#[instrument(skip_all, fields(instance = %ci.name_any(), namespace = %ci.namespace().unwrap_or_default()))]
-pub async fn reconcile(ci: Arc<ComputeInstance>, ctx: Arc<Context>) -> Result<Action, Error> {
+#[instrument(skip_all, fields(instance = %cached.name_any(), namespace = %cached.namespace().unwrap_or_default()))]
+pub async fn reconcile(cached: Arc<CompactInstance>, ctx: Arc<Context>) -> Result<Action, Error> {
     ctx.metrics.reconciles.inc();
     let started = Instant::now();
+    let ci = Arc::new(cached.instance()?);
     if !ctx.caches.synced() {
         // Planning without the VM / VMI caches would see no VM and write a wrong status.
         return Ok(Action::requeue(act::unsynced(&ci, &ctx).await));
@@ -156,7 +158,7 @@ fn remember_write(
     }
 }
 
-pub fn error_policy(ci: Arc<ComputeInstance>, err: &Error, ctx: Arc<Context>) -> Action {
+pub fn error_policy(ci: Arc<CompactInstance>, err: &Error, ctx: Arc<Context>) -> Action {
     if err.is_failure() {
         ctx.metrics.reconcile_errors.inc();
         warn!(instance = %ci.name_any(), namespace = ci.namespace().unwrap_or_default(), error = %err, "reconcile failed");
@@ -180,9 +182,9 @@ fn no_error<K>(item: &Result<K, watcher::Error>) -> std::future::Ready<bool> {
 }
 
 fn to_instance<K: Resource + kubevirt::Labelled>(
-    instances: &reflector::Store<ComputeInstance>,
+    instances: &reflector::Store<CompactInstance>,
     obj: &K,
-) -> Option<ObjectRef<ComputeInstance>> {
+) -> Option<ObjectRef<CompactInstance>> {
     let name = obj.instance()?;
     let ns = obj.namespace()?;
     let own = ObjectRef::new(name).within(&ns);
@@ -220,7 +222,7 @@ pub async fn run(
     };
     let recorder = Recorder::new(client.clone(), reporter);
     let caches = Arc::new(Caches::reporting(readiness.missing.clone()));
-    let instance_writer = reflector::store::Writer::<ComputeInstance>::default();
+    let instance_writer = reflector::store::Writer::<CompactInstance>::default();
     let store = instance_writer.as_reader();
     let unreadables =
         instances::Unreadables::new(metrics.unreadable_instances.clone(), recorder.clone());

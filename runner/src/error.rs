@@ -13,6 +13,8 @@ pub enum Error {
     DeletionInProgress(Duration),
     #[error("{0}")]
     Config(String),
+    #[error(transparent)]
+    Undecodable(#[from] crate::compact::Undecodable),
     /// The instance changed since the copy this pass was planned from: plan again.
     #[error("the instance changed since it was read; planning again on the new copy")]
     Conflict,

@@ -25,6 +25,8 @@ use serde::Deserialize;
 use serde_json::Value;
 use tracing::{info, warn};
 
+use crate::compact::{self, CompactInstance};
+
 use cloudkit_shared::lean_meta;
 
 /// Unreadable objects by `namespace/name`, with the message last reported for each.
@@ -155,16 +157,16 @@ impl Stored {
     }
 }
 
-/// The watch over `api`'s instances as typed events, listed `page` to a page (a page is
-/// held parsed until the cache has taken all of it: `list_page`); unreadable objects
-/// reported and left out.
+/// The watch over `api`'s instances as events of cached instances, listed `page` to a page
+/// (a page is held parsed until the cache has taken all of it: `list_page`); unreadable
+/// objects reported and left out.
 pub fn watch(
     api: Api<Stored>,
     page: u32,
     unreadables: Unreadables,
-) -> impl Stream<Item = Result<watcher::Event<ComputeInstance>, watcher::Error>> {
+) -> impl Stream<Item = Result<watcher::Event<CompactInstance>, watcher::Error>> {
     watcher(api, watcher::Config::default().page_size(page))
-        .map(move |event| event.map(|e| decode(e, &unreadables)))
+        .map(move |event| event.map(|e| decode(e, &unreadables).map(compact::event)))
         .filter_map(|event| async move {
             match event {
                 Ok(Some(e)) => Some(Ok(e)),

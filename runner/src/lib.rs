@@ -9,6 +9,7 @@
 pub mod aap;
 pub(crate) mod act;
 pub(crate) mod caches;
+pub(crate) mod compact;
 pub mod config;
 pub(crate) mod context;
 pub(crate) mod controller;

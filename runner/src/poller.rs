@@ -4,12 +4,13 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use cloudkit_shared::{ComputeInstance, JobFailure, JobProvider, JobState};
+use cloudkit_shared::{JobFailure, JobProvider, JobState};
 use futures::channel::mpsc;
 use kube::runtime::reflector::{ObjectRef, Store};
 use tracing::{debug, warn};
 
 use crate::aap::{AapClient, AapJob, AapJobKind};
+use crate::compact::CompactInstance;
 
 /// What the last poll said about one job.
 #[derive(Clone, Debug, PartialEq)]
@@ -34,7 +35,7 @@ impl JobCache {
     }
 
     /// Forgets jobs nobody is waiting for any more.
-    pub fn retain(&self, keep: &HashMap<(AapJobKind, u64), Vec<ObjectRef<ComputeInstance>>>) {
+    pub fn retain(&self, keep: &HashMap<(AapJobKind, u64), Vec<ObjectRef<CompactInstance>>>) {
         self.lock().retain(|k, _| keep.contains_key(k));
     }
 
@@ -51,18 +52,15 @@ pub fn aap_id(provider: JobProvider, job_id: Option<&str>) -> Option<(AapJobKind
 
 /// In-flight AAP jobs of every instance in the store.
 pub fn in_flight(
-    store: &Store<ComputeInstance>,
-) -> HashMap<(AapJobKind, u64), Vec<ObjectRef<ComputeInstance>>> {
+    store: &Store<CompactInstance>,
+) -> HashMap<(AapJobKind, u64), Vec<ObjectRef<CompactInstance>>> {
     let mut wanted: HashMap<_, Vec<_>> = HashMap::new();
     for ci in store.state() {
-        let Some(status) = &ci.status else { continue };
-        for job in status.jobs.iter().filter(|j| j.state.is_active()) {
-            if let Some(id) = aap_id(job.provider, job.job_id.as_deref()) {
-                wanted
-                    .entry(id)
-                    .or_default()
-                    .push(ObjectRef::from_obj(ci.as_ref()));
-            }
+        for id in ci.aap_jobs() {
+            wanted
+                .entry(*id)
+                .or_default()
+                .push(ObjectRef::from_obj(ci.as_ref()));
         }
     }
     wanted
@@ -71,9 +69,9 @@ pub fn in_flight(
 /// One tick: poll everything in flight, wake instances whose jobs changed.
 pub async fn tick(
     aap: &AapClient,
-    store: &Store<ComputeInstance>,
+    store: &Store<CompactInstance>,
     cache: &JobCache,
-    wake: &mut mpsc::Sender<ObjectRef<ComputeInstance>>,
+    wake: &mut mpsc::Sender<ObjectRef<CompactInstance>>,
 ) {
     let wanted = in_flight(store);
     cache.retain(&wanted);
@@ -124,9 +122,9 @@ async fn failure(aap: &AapClient, cache: &JobCache, job: &AapJob) -> Option<Box<
 /// Runs [`tick`] every `interval` until the process stops.
 pub async fn run(
     aap: AapClient,
-    store: Store<ComputeInstance>,
+    store: Store<CompactInstance>,
     cache: JobCache,
-    mut wake: mpsc::Sender<ObjectRef<ComputeInstance>>,
+    mut wake: mpsc::Sender<ObjectRef<CompactInstance>>,
     interval: std::time::Duration,
 ) {
     let mut timer = tokio::time::interval(interval);

@@ -73,7 +73,7 @@ pub fn project_of(namespace: &str) -> Option<&str> {
 }
 
 /// The instances that own a Tenant (for waking them when it changes).
-pub fn owners(t: Tenant) -> Vec<ObjectRef<ComputeInstance>> {
+pub fn owners(t: Tenant) -> Vec<ObjectRef<crate::compact::CompactInstance>> {
     let ns = t.namespace().unwrap_or_default();
     t.owner_references()
         .iter()
