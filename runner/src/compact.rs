@@ -3,8 +3,8 @@
 //! A typed instance costs about 2.8 KB of heap, most of it small strings, maps and vectors
 //! (conditions, the job history, annotations), and the runner reads one only when it
 //! reconciles it, which a settled instance seldom needs. So the cache holds its JSON
-//! compressed with LZ4, beside the fields read without a reconcile: the name, namespace,
-//! UID and resourceVersion the Controller keys on, and the AAP jobs the poller asks about.
+//! compressed with LZ4, beside the fields read without a reconcile: the name and namespace
+//! the Controller keys on, and the AAP jobs the poller asks about.
 //! `reconcile` decodes the whole instance, with the same serde types a status write and
 //! its watch event already take it through, in a few microseconds.
 
@@ -30,7 +30,9 @@ const DICTIONARY: &[u8] = br#"{"lastTransitionTime":"2026-01-01T00:00:00Z","mess
 #[derive(Clone, Debug, Deserialize)]
 #[serde(from = "ComputeInstance")]
 pub struct CompactInstance {
-    /// Name, namespace, UID and resourceVersion only.
+    /// Name and namespace only: kube keeps an `ObjectRef` with the UID and resourceVersion
+    /// of each cached object and of each queued reconcile, and those read them from here.
+    /// `reconcile` reads them from the decoded instance.
     metadata: ObjectMeta,
     /// The instance's JSON, LZ4-compressed, its length in front.
     body: Box<[u8]>,
@@ -66,11 +68,10 @@ impl CompactInstance {
             metadata: ObjectMeta {
                 name: meta.name.clone(),
                 namespace: meta.namespace.clone(),
-                uid: meta.uid.clone(),
-                resource_version: meta.resource_version.clone(),
                 ..ObjectMeta::default()
             },
-            body: lz4_flex::block::compress_prepend_size_with_dict(&json, DICTIONARY).into_boxed_slice(),
+            body: lz4_flex::block::compress_prepend_size_with_dict(&json, DICTIONARY)
+                .into_boxed_slice(),
             aap_jobs,
         }
     }
@@ -204,9 +205,14 @@ mod tests {
         assert_eq!(compact.aap_jobs(), [(AapJobKind::Job, 42)]);
         assert_eq!(compact.name_any(), ci.name_any());
         assert_eq!(compact.namespace(), ci.namespace());
-        assert_eq!(compact.uid().as_deref(), Some("u1"));
-        assert_eq!(compact.resource_version().as_deref(), Some("42"));
-        assert!(compact.metadata.annotations.is_none() && compact.metadata.finalizers.is_none());
+        assert_eq!(
+            compact.metadata,
+            ObjectMeta {
+                name: ci.metadata.name.clone(),
+                namespace: ci.metadata.namespace.clone(),
+                ..ObjectMeta::default()
+            }
+        );
         let json = serde_json::to_vec(&ci).unwrap().len();
         println!(
             "a settled instance: {json} bytes of JSON, {} compressed",
