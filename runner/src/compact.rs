@@ -8,12 +8,8 @@
 //! `reconcile` decodes the whole instance, with the same serde types a status write and
 //! its watch event already take it through, in a few microseconds.
 
-use std::borrow::Cow;
-
 use cloudkit_shared::ComputeInstance;
-use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::Resource;
 use kube::runtime::watcher;
 use serde::Deserialize;
 
@@ -95,29 +91,38 @@ impl CompactInstance {
     }
 }
 
-impl Resource for CompactInstance {
-    type DynamicType = ();
-    type Scope = NamespaceResourceScope;
+/// `impl Resource` for a type that holds part of a `ComputeInstance` in `metadata`: the
+/// cached instance here and the one the watch parses (`instances::Stored`).
+macro_rules! instance_resource {
+    ($type:ty) => {
+        impl kube::Resource for $type {
+            type DynamicType = ();
+            type Scope = k8s_openapi::NamespaceResourceScope;
 
-    fn kind(dt: &()) -> Cow<'_, str> {
-        ComputeInstance::kind(dt)
-    }
-    fn group(dt: &()) -> Cow<'_, str> {
-        ComputeInstance::group(dt)
-    }
-    fn version(dt: &()) -> Cow<'_, str> {
-        ComputeInstance::version(dt)
-    }
-    fn plural(dt: &()) -> Cow<'_, str> {
-        ComputeInstance::plural(dt)
-    }
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
+            fn kind(dt: &()) -> std::borrow::Cow<'_, str> {
+                cloudkit_shared::ComputeInstance::kind(dt)
+            }
+            fn group(dt: &()) -> std::borrow::Cow<'_, str> {
+                cloudkit_shared::ComputeInstance::group(dt)
+            }
+            fn version(dt: &()) -> std::borrow::Cow<'_, str> {
+                cloudkit_shared::ComputeInstance::version(dt)
+            }
+            fn plural(dt: &()) -> std::borrow::Cow<'_, str> {
+                cloudkit_shared::ComputeInstance::plural(dt)
+            }
+            fn meta(&self) -> &ObjectMeta {
+                &self.metadata
+            }
+            fn meta_mut(&mut self) -> &mut ObjectMeta {
+                &mut self.metadata
+            }
+        }
+    };
 }
+pub(crate) use instance_resource;
+
+instance_resource!(CompactInstance);
 
 /// A watch event of typed instances as one of cached ones.
 pub fn event(event: watcher::Event<ComputeInstance>) -> watcher::Event<CompactInstance> {

@@ -195,6 +195,44 @@ fn to_instance<K: Resource + kubevirt::Labelled>(
     instances.get(&owner).is_some().then_some(owner)
 }
 
+/// The watch of VMs or VMIs: it feeds `cache`, marks `which` synced in `caches` (or says
+/// why it cannot), and yields the objects that changed, to wake their instances.
+fn kubevirt_trigger<K>(
+    client: &kube::Client,
+    scope: Option<&str>,
+    page: u32,
+    cache: &kubevirt_cache::Cache<K::Record>,
+    caches: &Arc<Caches>,
+    which: Cache,
+    readiness: &Readiness,
+) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send + use<K>
+where
+    K: kubevirt_cache::Cached
+        + Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + 'static,
+    K::Record: Send + Sync + 'static,
+{
+    let cache = cache.clone();
+    kubevirt::watch::<K>(client, scope, page)
+        .default_backoff()
+        .inspect(move |event| {
+            if let Ok(event) = event {
+                cache.observe(event);
+            }
+        })
+        .inspect(caches::track(
+            caches.clone(),
+            which,
+            readiness.ready.clone(),
+        ))
+        .applied_objects()
+        .filter(no_error)
+}
+
 /// Builds the EDA client from validated settings.
 fn eda_client(settings: &Settings) -> Result<Option<EdaClient>, Error> {
     match &settings.eda {
@@ -249,35 +287,25 @@ pub async fn run(
         kubevirt_cache::Cache::default(),
         kubevirt_cache::Cache::default(),
     );
-    let (vm_cache, vmi_cache) = (vms.clone(), vmis.clone());
-    let vm_stream = kubevirt::watch(&client, settings.namespace.as_deref(), vm_page)
-        .default_backoff()
-        .inspect(move |event| {
-            if let Ok(event) = event {
-                vm_cache.observe::<VirtualMachine>(event);
-            }
-        })
-        .inspect(caches::track(
-            caches.clone(),
-            Cache::Vms,
-            readiness.ready.clone(),
-        ))
-        .applied_objects()
-        .filter(no_error);
-    let vmi_stream = kubevirt::watch(&client, settings.namespace.as_deref(), vmi_page)
-        .default_backoff()
-        .inspect(move |event| {
-            if let Ok(event) = event {
-                vmi_cache.observe::<VirtualMachineInstance>(event);
-            }
-        })
-        .inspect(caches::track(
-            caches.clone(),
-            Cache::Vmis,
-            readiness.ready.clone(),
-        ))
-        .applied_objects()
-        .filter(no_error);
+    let scope = settings.namespace.as_deref();
+    let vm_stream = kubevirt_trigger::<VirtualMachine>(
+        &client,
+        scope,
+        vm_page,
+        &vms,
+        &caches,
+        Cache::Vms,
+        &readiness,
+    );
+    let vmi_stream = kubevirt_trigger::<VirtualMachineInstance>(
+        &client,
+        scope,
+        vmi_page,
+        &vmis,
+        &caches,
+        Cache::Vmis,
+        &readiness,
+    );
     let tenant_api: Api<Tenant> = match &settings.namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),

@@ -6,14 +6,12 @@
 //! is counted in `cloudkit_unreadable_instances`, and is kept out of the cache; when it is
 //! fixed, its next event brings it in.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use cloudkit_shared::ComputeInstance;
 use cloudkit_shared::read::{self, Unreadable};
 use futures::{Stream, StreamExt};
-use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
@@ -113,29 +111,7 @@ pub struct Stored {
     status: Value,
 }
 
-impl Resource for Stored {
-    type DynamicType = ();
-    type Scope = NamespaceResourceScope;
-
-    fn kind(dt: &()) -> Cow<'_, str> {
-        ComputeInstance::kind(dt)
-    }
-    fn group(dt: &()) -> Cow<'_, str> {
-        ComputeInstance::group(dt)
-    }
-    fn version(dt: &()) -> Cow<'_, str> {
-        ComputeInstance::version(dt)
-    }
-    fn plural(dt: &()) -> Cow<'_, str> {
-        ComputeInstance::plural(dt)
-    }
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
-}
+compact::instance_resource!(Stored);
 
 impl Stored {
     /// The untyped object `read` decodes.

@@ -12,15 +12,20 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use kube::Resource;
 use kube::runtime::watcher;
 
 use crate::kubevirt::{VirtualMachine, VirtualMachineInstance};
 
 /// What the cache keeps of a watched object, and under which name.
-pub trait Cached {
+pub trait Cached: Resource {
     type Record: Record;
-    fn key(&self) -> Option<(&str, &str)>;
     fn record(&self) -> Self::Record;
+    /// Namespace and name.
+    fn key(&self) -> Option<(&str, &str)> {
+        let meta = self.meta();
+        Some((meta.namespace.as_deref()?, meta.name.as_deref()?))
+    }
 }
 
 /// A cached record.
@@ -64,12 +69,6 @@ pub struct Vmi {
 
 impl Cached for VirtualMachine {
     type Record = Vm;
-    fn key(&self) -> Option<(&str, &str)> {
-        Some((
-            self.metadata.namespace.as_deref()?,
-            self.metadata.name.as_deref()?,
-        ))
-    }
     fn record(&self) -> Vm {
         let name = self.metadata.name.as_deref();
         let label = self.instance.as_deref();
@@ -92,12 +91,6 @@ impl Record for Vmi {}
 
 impl Cached for VirtualMachineInstance {
     type Record = Vmi;
-    fn key(&self) -> Option<(&str, &str)> {
-        Some((
-            self.metadata.namespace.as_deref()?,
-            self.metadata.name.as_deref()?,
-        ))
-    }
     fn record(&self) -> Vmi {
         Vmi {
             uid: self.metadata.uid.as_deref().unwrap_or_default().into(),
