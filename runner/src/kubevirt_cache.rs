@@ -39,20 +39,28 @@ pub trait Record: Clone {
 /// A cached VM.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Vm {
-    /// Labelled for the instance of its own name: the usual case, with no string to keep.
-    pub labelled_as_named: bool,
-    /// Labelled for an instance of another name.
-    pub other_label: Option<Box<str>>,
+    pub label: Label,
     /// Run strategy `Halted` (or `running: false`): no VMI will come back by itself.
     pub halted: bool,
+}
+
+/// The instance a VM is labelled for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Label {
+    None,
+    /// The instance of its own name: the usual case, with no string to keep.
+    OwnName,
+    /// An instance of another name.
+    Other(Box<str>),
 }
 
 impl Vm {
     /// Whether it is labelled for the instance `instance`, being named `name`.
     pub fn labelled_for(&self, name: &str, instance: &str) -> bool {
-        match &self.other_label {
-            Some(label) => &**label == instance,
-            None => self.labelled_as_named && name == instance,
+        match &self.label {
+            Label::None => false,
+            Label::OwnName => name == instance,
+            Label::Other(label) => &**label == instance,
         }
     }
 }
@@ -70,11 +78,13 @@ pub struct Vmi {
 impl Cached for VirtualMachine {
     type Record = Vm;
     fn record(&self) -> Vm {
-        let name = self.metadata.name.as_deref();
-        let label = self.instance.as_deref();
+        let label = match self.instance.as_deref() {
+            None => Label::None,
+            Some(l) if Some(l) == self.metadata.name.as_deref() => Label::OwnName,
+            Some(l) => Label::Other(l.into()),
+        };
         Vm {
-            labelled_as_named: label.is_some() && label == name,
-            other_label: label.filter(|l| Some(*l) != name).map(Box::from),
+            label,
             halted: self.spec.run_strategy.as_deref() == Some("Halted")
                 || self.spec.running == Some(false),
         }
@@ -83,7 +93,10 @@ impl Cached for VirtualMachine {
 
 impl Record for Vm {
     fn other_label(&self) -> Option<&str> {
-        self.other_label.as_deref()
+        match &self.label {
+            Label::Other(label) => Some(label),
+            Label::None | Label::OwnName => None,
+        }
     }
 }
 
@@ -142,23 +155,27 @@ impl<R> Default for Table<R> {
     }
 }
 
+/// The map of namespace `ns`, made if it is new: the namespace's name is allocated once, not
+/// for every object put in it.
+fn namespace<'a, V>(map: &'a mut ByNamespace<V>, ns: &str) -> &'a mut HashMap<Box<str>, V> {
+    if !map.contains_key(ns) {
+        map.insert(ns.into(), HashMap::new());
+    }
+    map.get_mut(ns).expect("inserted above")
+}
+
 impl<R: Record> Table<R> {
     fn put<K: Cached<Record = R>>(&mut self, obj: &K) {
         let Some((ns, name)) = obj.key() else { return };
         self.remove(ns, name);
         let record = obj.record();
         if let Some(label) = record.other_label() {
-            self.named_otherwise
-                .entry(ns.into())
-                .or_default()
+            namespace(&mut self.named_otherwise, ns)
                 .entry(label.into())
                 .or_default()
                 .insert(name.into());
         }
-        self.records
-            .entry(ns.into())
-            .or_default()
-            .insert(name.into(), record);
+        namespace(&mut self.records, ns).insert(name.into(), record);
     }
 
     fn remove(&mut self, ns: &str, name: &str) {
@@ -277,7 +294,7 @@ mod tests {
         assert_eq!(cache.named_for("ns", "vm-a"), ["odd-name"]);
         assert!(cache.named_for("other", "vm-a").is_empty(), "found by name");
         let same = cache.get("other", "vm-a").unwrap();
-        assert!(same.labelled_for("vm-a", "vm-a") && same.other_label.is_none());
+        assert!(same.labelled_for("vm-a", "vm-a") && same.other_label().is_none());
         let odd = cache.get("ns", "odd-name").unwrap();
         assert!(odd.labelled_for("odd-name", "vm-a") && !odd.labelled_for("odd-name", "odd-name"));
 

@@ -107,7 +107,7 @@ fn find_vm(
             halted: vm.halted,
         })
     };
-    let likely = reference
+    let mut likely = reference
         .map(|r| {
             (
                 r.namespace.as_str(),
@@ -116,18 +116,18 @@ fn find_vm(
         })
         .into_iter()
         .chain(tenant_ns.map(|ns| (ns, name)))
-        .chain([(namespace, name)]);
-    for (ns, vm_name) in likely {
-        if let Some(vm) = found(ns, vm_name) {
-            return Some(vm);
-        }
+        .chain([(namespace, name)])
+        .chain(reference_ns.map(|ns| (ns, name)));
+    if let Some(vm) = likely.find_map(|(ns, vm_name)| found(ns, vm_name)) {
+        return Some(vm);
     }
     [Some(namespace), reference_ns, tenant_ns]
         .into_iter()
         .flatten()
         .find_map(|ns| {
-            std::iter::once(name.to_string())
-                .chain(ctx.vms.named_for(ns, name))
+            let named_otherwise = ctx.vms.named_for(ns, name);
+            named_otherwise
+                .into_iter()
                 .find_map(|vm_name| found(ns, &vm_name))
         })
 }
